@@ -1,0 +1,47 @@
+"""``python -m handlib``: one argparse tree; each subsystem adds its own commands.
+
+A module listed in ``COMMAND_MODULES`` defines ``add_commands(subparsers)``; one listed in
+``BENCH_MODULES`` defines ``add_bench(subparsers)`` for ``python -m handlib bench ...``.
+Each registered sub-parser sets ``func`` (called with the parsed args, returns an exit code).
+Bad choices exit with code 2 and argparse's list of valid values.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = [
+    "handlib.book",
+]
+BENCH_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m handlib",
+        description="handlib: run and build the book, render data, train, evaluate, benchmark.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
+    bench = sub.add_parser("bench", help="print speed figures (frames/s, samples/s)",
+                           description="Benchmarks: scripts that print figures.")
+    bench_sub = bench.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
+    for name in BENCH_MODULES:
+        importlib.import_module(name).add_bench(bench_sub)
+    return parser
+
+
+class UsageError(Exception):
+    """Bad user input detected after parsing; reported with exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

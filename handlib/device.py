@@ -1,0 +1,51 @@
+"""Device choice, seeding and determinism: the only place that knows about backends."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """CUDA > MPS > CPU, unless ``preferred`` (or ``HANDLIB_DEVICE``) names one.
+
+    An explicitly requested device that is not available raises a ValueError."""
+    name = preferred or os.environ.get("HANDLIB_DEVICE") or ""
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                         and torch.backends.mps.is_available()):
+            raise ValueError(f"device {name!r} requested but MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (all devices); optionally ask for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs this workspace setting for deterministic matmuls.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if torch.backends.cudnn.is_available():
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable device name for results records and tables."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return device.type

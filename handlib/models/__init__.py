@@ -1,0 +1,1 @@
+"""The papers' networks. Build any of them by name through :mod:`handlib.models.registry`."""

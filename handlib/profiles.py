@@ -1,0 +1,72 @@
+"""The run profiles: the one place that says how big each profile's runs are.
+
+* ``smoke`` — seconds to a few minutes on a CPU; what the tests and nbval run.
+* ``book``  — what the committed chapter outputs show; sized for a 2-core CPU.
+* ``full``  — the papers' own budgets; meant for a GPU.
+
+Every chapter reads its sizes through :func:`get_profile`, optionally with a chapter name whose
+overrides (``CHAPTER_OVERRIDES``) replace the defaults for that chapter only.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+PROFILE_NAMES = ("smoke", "book", "full")
+DATASET_NAMES = ("synthetic", "nyu", "icvl", "msra", "hands17")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train_frames: int          # synthetic frames rendered for training (real data: cap, 0 = all)
+    val_frames: int            # held-out frames used for model selection
+    test_frames: int           # frames the tables are computed on
+    epochs: int
+    batch_size: int
+    seeds: tuple[int, ...]     # one run per seed; tables report mean ± std over them
+    image_size: int = 96
+    extra: dict = field(default_factory=dict)  # chapter-specific knobs (see CHAPTER_OVERRIDES)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", train_frames=256, val_frames=64, test_frames=64, epochs=1,
+                     batch_size=32, seeds=(0,)),
+    "book": Profile("book", train_frames=20_000, val_frames=1_000, test_frames=2_000, epochs=10,
+                    batch_size=64, seeds=(0, 1, 2)),
+    "full": Profile("full", train_frames=200_000, val_frames=5_000, test_frames=10_000, epochs=110,
+                    batch_size=128, seeds=(0, 1, 2)),
+}
+
+# Per-chapter overrides: {chapter: {profile: {field: value}}}. Chapters register theirs here.
+CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {}
+
+
+def check_choice(kind: str, value: str, valid) -> str:
+    """Return ``value`` if valid, else raise ValueError listing the valid values."""
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid values: {', '.join(valid)}")
+    return value
+
+
+def get_profile(name: str, chapter: str | None = None) -> Profile:
+    """The profile ``name``, with ``chapter``'s overrides applied when it has any."""
+    check_choice("profile", name, PROFILE_NAMES)
+    profile = PROFILES[name]
+    overrides = CHAPTER_OVERRIDES.get(chapter or "", {}).get(name, {})
+    known = {f for f in Profile.__dataclass_fields__ if f != "extra"}
+    fields = {k: v for k, v in overrides.items() if k in known}
+    extra = {**profile.extra, **{k: v for k, v in overrides.items() if k not in known}}
+    return replace(profile, **fields, extra=extra)
+
+
+def default_profile() -> str:
+    """``HANDLIB_PROFILE`` (what nbval sets to ``smoke``), else ``book``."""
+    return check_choice("profile (HANDLIB_PROFILE)", os.environ.get("HANDLIB_PROFILE", "book"),
+                        PROFILE_NAMES)
+
+
+def default_dataset() -> str:
+    """``HANDLIB_DATASET``, else ``synthetic``."""
+    return check_choice("dataset (HANDLIB_DATASET)", os.environ.get("HANDLIB_DATASET", "synthetic"),
+                        DATASET_NAMES)
