@@ -1,0 +1,155 @@
+"""The book's own tooling: CLI errors, chapter conventions, metadata stripping, offline HTML, nbval."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+import handlib
+from handlib import book
+from handlib.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "handlib", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def test_unknown_profile_exits_2_listing_valid_profiles():
+    result = _run_cli("book", "run", "--profile", "nonsense")
+    assert result.returncode == 2
+    for name in ("smoke", "book", "full"):
+        assert name in result.stderr
+
+
+def test_unknown_dataset_exits_2():
+    result = _run_cli("book", "run", "--dataset", "imagenet")
+    assert result.returncode == 2
+    assert "synthetic" in result.stderr and "nyu" in result.stderr
+
+
+def test_unknown_chapter_exits_2_listing_chapters(capsys):
+    assert main(["book", "run", "--chapter", "no_such_chapter"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_chapter" in err
+    for stem in book.chapters():
+        assert stem in err
+
+
+def _all_parsers(parser, prefix=()):
+    yield prefix, parser
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, prefix + (name,))
+
+
+def test_help_works_for_every_command(capsys):
+    for path, _ in _all_parsers(build_parser()):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*path, "--help"])
+        assert exit_info.value.code == 0, path
+        assert "usage:" in capsys.readouterr().out
+
+
+def _chapter_notebooks():
+    return list(book.chapters().values())
+
+
+def _install_line():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    return (f'%pip install -q "handlib @ git+{config["repository"]["url"]}'
+            f'@v{handlib.__version__}"')
+
+
+def test_toc_lists_only_existing_files():
+    for entry in book.toc_files():
+        assert (REPO / f"{entry}.ipynb").exists() or (REPO / f"{entry}.md").exists(), entry
+
+
+@pytest.mark.parametrize("notebook", _chapter_notebooks(), ids=lambda p: p.stem)
+def test_chapter_conventions(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup, params = code[0], code[1]
+    assert "setup" in setup.metadata.get("tags", [])
+    assert _install_line() in setup.source, "install cell must pin the book's repo URL and version"
+    assert "import torch" not in setup.source and "pip install -q torch" not in setup.source
+    assert "parameters" in params.metadata.get("tags", [])
+    for name in ("profile", "dataset", "data_root"):
+        assert re.search(rf"^{name}\s*=", params.source, re.M), name
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert all(c.execution_count is not None for c in code if c.outputs), "unrun cell with outputs"
+    for cell in code:
+        for output in cell.outputs:
+            assert output.output_type != "error", f"stored error output in {notebook.name}"
+    assert "papermill" not in nb.metadata
+
+
+def test_strip_volatile_metadata_is_idempotent(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["papermill"] = {"duration": 1.0}
+    cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00"}
+    injected = nbformat.v4.new_code_cell("profile = 'book'")
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [cell, injected]
+    nb.metadata["papermill"] = {"start_time": "now"}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    book.strip_volatile_metadata(path)
+    first = path.read_text()
+    book.strip_volatile_metadata(path)
+    assert path.read_text() == first
+    stripped = json.loads(first)
+    assert "papermill" not in stripped["metadata"]
+    assert len(stripped["cells"]) == 1
+    assert stripped["cells"][0]["metadata"] == {}
+
+
+def test_make_html_offline_removes_cdn_scripts(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        '<script type="module">import "https://cdn.plot.ly/plotly-4.1.1.min"</script>'
+        '<script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/3.2.2/es5/tex-svg.min.js"></script>'
+        '<script charset="utf-8" src="https://cdn.plot.ly/plotly-4.1.1.min.js" integrity="x" '
+        'crossorigin="anonymous"></script>'
+        '<script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"; const a = 1</script>'
+        '<div class="plotly-graph-div"></div>')
+    assert book.make_html_offline(tmp_path) == []
+    assert page.read_text() == '<div class="plotly-graph-div"></div>'
+    (tmp_path / "other.html").write_text('<img src="https://cdn.jsdelivr.net/x.png">')
+    assert book.make_html_offline(tmp_path) == ["other.html (jsdelivr)"]
+
+
+def _tiny_notebook(stored_output: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    checked = nbformat.v4.new_code_cell("print(6 * 7)", execution_count=1)
+    checked.metadata["tags"] = ["nbval-check-output"]
+    checked.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored_output)]
+    unchecked = nbformat.v4.new_code_cell("print(6 * 8)", execution_count=2)
+    unchecked.outputs = [nbformat.v4.new_output("stream", name="stdout", text="anything\n")]
+    nb.cells = [checked, unchecked]
+    return nb
+
+
+@pytest.mark.parametrize("stored, passes", [("42\n", True), ("41\n", False)])
+def test_nbval_setup_fails_on_a_wrong_checked_output(tmp_path, stored, passes):
+    """The README test command's nbval options catch a tampered checked cell (and only that)."""
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(_tiny_notebook(stored), path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-c", str(REPO / "pyproject.toml"),
+         "--rootdir", str(REPO), str(path)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert (result.returncode == 0) == passes, result.stdout[-2000:]
