@@ -153,3 +153,17 @@ def test_nbval_setup_fails_on_a_wrong_checked_output(tmp_path, stored, passes):
         capture_output=True, text=True, cwd=REPO, timeout=300,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert (result.returncode == 0) == passes, result.stdout[-2000:]
+
+
+def test_failed_chapter_names_chapter_and_cell(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    path = tmp_path / "07_broken.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "out"
+    assert book.run_chapters([path], "smoke", "synthetic", None, out) == 1
+    err = capsys.readouterr().err
+    assert "07_broken" in err and "cell 1" in err and "ValueError: boom" in err
+    assert not (out / path.name).exists(), "a failed run must not leave a half-written chapter"
+    assert not list(out.glob(".*.ipynb")), "temporary notebook left behind"
