@@ -13,8 +13,9 @@ import sys
 
 COMMAND_MODULES = [
     "handlib.book",
+    "handlib.train_cli",
 ]
-BENCH_MODULES: list[str] = []
+BENCH_MODULES: list[str] = ["handlib.train_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

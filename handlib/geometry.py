@@ -88,13 +88,8 @@ def crop_transform(box: torch.Tensor, size: int) -> torch.Tensor:
     ``size`` (aspect kept, nearest neighbour), then centre on the square canvas.
     M = offset @ scale @ translate.
     """
-    x0, x1, y0, y1 = box[..., 0], box[..., 1], box[..., 2], box[..., 3]
-    w, h = x1 - x0, y1 - y0
-    scale = torch.where(w >= h, size / w, size / h)
-    new_w = torch.where(w >= h, torch.full_like(w, size), torch.floor(w * size / h))
-    new_h = torch.where(w >= h, torch.floor(h * size / w), torch.full_like(h, size))
-    off_x = torch.floor(size / 2 - new_w / 2)
-    off_y = torch.floor(size / 2 - new_h / 2)
+    x0, y0 = box[..., 0], box[..., 2]
+    scale, _, _, off_x, off_y = crop_layout(box, size)
     m = torch.zeros(box.shape[:-1] + (3, 3), dtype=box.dtype, device=box.device)
     m[..., 0, 0] = scale
     m[..., 1, 1] = scale
@@ -102,6 +97,18 @@ def crop_transform(box: torch.Tensor, size: int) -> torch.Tensor:
     m[..., 1, 2] = off_y - scale * y0
     m[..., 2, 2] = 1
     return m
+
+
+def crop_layout(box: torch.Tensor, size: int):
+    """(..., 6) box -> (scale, new_w, new_h, off_x, off_y): the resized box's size and its offset
+    on the ``size`` x ``size`` canvas (longer side -> ``size``, aspect kept, sizes floored)."""
+    w, h = box[..., 1] - box[..., 0], box[..., 3] - box[..., 2]
+    scale = torch.where(w >= h, size / w, size / h)
+    new_w = torch.where(w >= h, torch.full_like(w, size), torch.floor(w * size / h))
+    new_h = torch.where(w >= h, torch.floor(h * size / w), torch.full_like(h, size))
+    off_x = torch.floor(size / 2 - new_w / 2)
+    off_y = torch.floor(size / 2 - new_h / 2)
+    return scale, new_w, new_h, off_x, off_y
 
 
 def transform_points_2d(points: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

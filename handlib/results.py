@@ -1,0 +1,161 @@
+"""The results registry: one JSON record per finished training run, and the tables built from them.
+
+Records of the ``book`` and ``full`` profiles go to ``data/results/`` in the repository and are
+committed; ``smoke`` records go to a temporary folder so tests and nbval never touch the committed
+ones. ``HANDLIB_RESULTS_DIR`` overrides both. One file per (chapter, model, variant, dataset,
+convention, profile, seed): re-running a configuration replaces its record.
+Chapters print tables with :func:`summarize` + :func:`format_table` (mean ± std over seeds).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from handlib.checkpoint import atomic_write
+
+SCHEMA_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KEY_FIELDS = ("chapter", "model", "variant", "dataset", "convention", "profile", "seed")
+REQUIRED_FIELDS = KEY_FIELDS + ("schema_version", "epochs", "final_val", "best_val", "test", "wall_s", "device")
+
+
+def results_dir(profile: str) -> Path:
+    """Where records of ``profile`` are written (and read from by default)."""
+    if os.environ.get("HANDLIB_RESULTS_DIR"):
+        return Path(os.environ["HANDLIB_RESULTS_DIR"])
+    if profile == "smoke":
+        return Path(tempfile.gettempdir()) / "handlib-results" / "smoke"
+    in_checkout = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "handlib").is_dir()
+    return REPO_ROOT / "data" / "results" if in_checkout else Path.cwd() / "handlib-results"
+
+
+def package_versions() -> dict:
+    import numpy
+    import torch
+
+    from handlib import __version__ as handlib_version
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "handlib": handlib_version}
+
+
+def git_state(repo: Path = REPO_ROOT) -> dict | None:
+    """{"commit", "dirty"} of the checkout the code runs from, or None outside a git checkout."""
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_record(*, chapter: str, model: str, variant: str, dataset: str, convention: str, profile: str,
+                seed: int, result, test_metrics: dict, recipe, selection: str = "best_val",
+                extra: dict | None = None) -> dict:
+    """The record of one finished run (``result`` is a train.TrainResult, ``recipe`` a train.Recipe).
+
+    ``test_metrics`` are those of the weights chosen by ``selection`` ("best_val" or "last")."""
+    if selection not in ("best_val", "last"):
+        raise ValueError(f"selection={selection!r}: expected 'best_val' or 'last'")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "chapter": chapter, "model": model, "variant": variant, "dataset": dataset,
+        "convention": convention, "profile": profile, "seed": int(seed),
+        "epochs": len(result.history), "recipe": recipe.to_dict(), "selection": selection,
+        "final_val": result.final_val, "best_val": result.best, "test": dict(test_metrics),
+        "history": [{"epoch": h["epoch"], "lr": h["lr"], "train": h["train"],
+                     "val_mean_error_mm": h["val"]["mean_error_mm"]} for h in result.history],
+        "wall_s": round(result.wall_s, 3), "device": result.device,
+        "samples_per_s": result.history[-1]["samples_per_s"] if result.history else None,
+        "versions": package_versions(), "git": git_state(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "extra": extra or {},
+    }
+
+
+def record_filename(record: dict) -> str:
+    parts = [str(record[k]) for k in KEY_FIELDS[:-1]] + [f"seed{record['seed']}"]
+    return "__".join(re.sub(r"[^A-Za-z0-9._-]+", "-", p) for p in parts) + ".json"
+
+
+def write_record(record: dict, directory: str | Path | None = None) -> Path:
+    """Atomically write ``record`` into ``directory`` (default: results_dir(record's profile))."""
+    _check_record(record, "record")
+    directory = Path(directory) if directory is not None else results_dir(record["profile"])
+    text = json.dumps(record, indent=1, sort_keys=True, allow_nan=True) + "\n"
+    return atomic_write(directory / record_filename(record), lambda f: f.write(text.encode()))
+
+
+def load_records(directory: str | Path | None = None, *, profile: str = "book", **filters) -> list[dict]:
+    """Every record in ``directory`` (default: results_dir(profile)) matching ``filters``
+    (e.g. ``model="crossinfonet", dataset="synthetic"``; ``profile`` always filters)."""
+    directory = Path(directory) if directory is not None else results_dir(profile)
+    unknown = set(filters) - set(KEY_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown record filter(s) {sorted(unknown)}; valid filters: {', '.join(KEY_FIELDS)}")
+    records = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"results record {path} is not valid JSON: {err}") from err
+        _check_record(record, str(path))
+        wanted = {"profile": profile, **filters}
+        if all(record[k] == v for k, v in wanted.items()):
+            records.append(record)
+    return records
+
+
+def metric_value(record: dict, metric: str) -> float:
+    """A dotted path into a record, e.g. ``"test.mean_error_mm"`` or ``"best_val.mean_error_mm"``."""
+    value = record
+    for part in metric.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"record {record_filename(record)} has no metric {metric!r}")
+        value = value[part]
+    return float(value)
+
+
+def summarize(records: list[dict], by: tuple[str, ...] = ("model", "variant", "dataset"),
+              metric: str = "test.mean_error_mm") -> list[dict]:
+    """One row per distinct ``by`` values: mean and sample std (ddof 1; None for one seed) over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(tuple(record[k] for k in by), []).append(record)
+    rows = []
+    for key, group in groups.items():
+        values = [metric_value(r, metric) for r in group]
+        mean = sum(values) / len(values)
+        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+               if len(values) > 1 else None)
+        rows.append({**dict(zip(by, key)), "mean": mean, "std": std, "n": len(values),
+                     "seeds": sorted(r["seed"] for r in group)})
+    return rows
+
+
+def format_table(rows: list[dict], by: tuple[str, ...] = ("model", "variant", "dataset"),
+                 metric_label: str = "mean error (mm)", digits: int = 2) -> str:
+    """A markdown table: the ``by`` columns, then "mean ± std (n seeds)"."""
+    header = "| " + " | ".join(by + (metric_label,)) + " |"
+    lines = [header, "|" + "---|" * (len(by) + 1)]
+    for row in rows:
+        spread = f" ± {row['std']:.{digits}f}" if row["std"] is not None else ""
+        cell = f"{row['mean']:.{digits}f}{spread} (n={row['n']})"
+        lines.append("| " + " | ".join([str(row[k]) for k in by] + [cell]) + " |")
+    return "\n".join(lines)
+
+
+def _check_record(record: dict, where: str) -> None:
+    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    if missing:
+        raise ValueError(f"results record {where} lacks field(s) {missing}")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"results record {where} has schema_version {record['schema_version']!r}, "
+                         f"expected {SCHEMA_VERSION}")

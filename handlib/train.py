@@ -1,0 +1,472 @@
+"""The training loop every chapter uses: one function, :func:`fit`, readable in one sitting.
+
+What it does, in order, each epoch: set the epoch's learning rate from the recipe, run the training
+steps (autocast, backward, optional gradient clipping, optimiser step), evaluate the mean 3D error
+in mm on the validation split, keep the best-on-validation weights, write checkpoints.
+The test split is never looked at here: model selection uses validation only (CrossInfoNet's
+released script selected on the test set; the book does not copy that, architectures.md §1 item 8).
+
+A paper's optimiser and schedule are data (:class:`Recipe`), not code. The same loop runs in one
+process or under ``torchrun`` with DistributedDataParallel; ``Recipe.batch_size`` is always the
+global batch. Interrupted runs resume exactly: the checkpoint holds model, optimiser, AMP scaler,
+epoch/step, the partial epoch's sums and every RNG state, and the data order is a pure function of
+(seed, epoch), so on CPU a resumed run ends bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from tqdm.auto import tqdm
+
+from handlib import checkpoint, distributed
+from handlib.device import describe_device, pick_device, seed_everything
+from handlib.geometry import denormalize_joints
+from handlib.metrics import joint_errors
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "exponential", "step")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+# --- the recipe: a paper's optimiser and schedule as data ------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimiser, learning-rate schedule and budget of one paper (its ``ModelSpec.recipe``).
+
+    The learning rate of epoch e (0-based) is ``lr * gamma**e`` for ``"exponential"`` and
+    ``lr * gamma**(number of milestones <= e)`` for ``"step"``. Weight decay is coupled L2 (the
+    optimiser's ``weight_decay``, i.e. TF's L2 regulariser), applied to conv/linear weights only
+    unless ``decay_norm_and_bias`` is set."""
+
+    optimizer: str = "adam"                  # "adam" | "sgd"
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 64                     # global batch, summed over DDP processes
+    schedule: str = "constant"               # "constant" | "exponential" | "step"
+    gamma: float = 1.0                       # per-epoch factor (exponential) or per-milestone factor (step)
+    milestones: tuple[int, ...] = ()         # step: epochs at which lr is multiplied by gamma
+    weight_decay: float = 0.0
+    decay_norm_and_bias: bool = False        # False: no weight decay on BatchNorm/LayerNorm and biases
+    momentum: float = 0.9                    # sgd only
+    nesterov: bool = False                   # sgd only
+    betas: tuple[float, float] = (0.9, 0.999)  # adam only
+    eps: float = 1e-8                        # adam only
+    grad_clip: float | None = None           # max global gradient norm; None = no clipping
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"Recipe.{name}={getattr(self, name)!r}: expected {expected}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", " or ".join(OPTIMIZERS))
+        if self.schedule not in SCHEDULES:
+            bad("schedule", " or ".join(SCHEDULES))
+        if not self.lr > 0:
+            bad("lr", "a positive number")
+        if self.epochs < 1:
+            bad("epochs", "at least 1")
+        if self.batch_size < 1:
+            bad("batch_size", "at least 1")
+        if not self.gamma > 0:
+            bad("gamma", "a positive number")
+        if self.weight_decay < 0:
+            bad("weight_decay", "a number >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            bad("grad_clip", "None or a positive number")
+        if self.schedule == "step" and not self.milestones:
+            bad("milestones", "at least one epoch when schedule='step'")
+        if list(self.milestones) != sorted(set(self.milestones)):
+            bad("milestones", "strictly increasing epochs")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``."""
+        if self.schedule == "exponential":
+            return self.lr * self.gamma ** epoch
+        if self.schedule == "step":
+            return self.lr * self.gamma ** sum(m <= epoch for m in self.milestones)
+        return self.lr
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Recipe":
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
+
+
+def recipe_for_profile(recipe: Recipe, profile) -> Recipe:
+    """The paper's recipe at a profile's budget.
+
+    ``full`` keeps the paper's epochs and batch. ``smoke``/``book`` take the profile's epochs and
+    batch size (a named deviation: the paper's budget does not fit a CPU) and scale step milestones
+    by epochs / paper epochs, so the decays happen at the same fraction of training."""
+    if profile.name == "full":
+        return recipe
+    milestones = recipe.milestones
+    if recipe.schedule == "step":
+        scale = profile.epochs / recipe.epochs
+        milestones = tuple(sorted({max(1, round(m * scale)) for m in recipe.milestones}))
+    return replace(recipe, epochs=profile.epochs, batch_size=profile.batch_size, milestones=milestones)
+
+
+def parameter_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
+    """Two optimiser groups: weights with ``recipe.weight_decay``, norm parameters and biases
+    without (unless ``decay_norm_and_bias``). Frozen parameters are left out."""
+    norm_types = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            exempt = isinstance(module, norm_types) or name == "bias"
+            (no_decay if exempt and not recipe.decay_norm_and_bias else decay).append(param)
+    return [{"params": decay, "weight_decay": recipe.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, recipe)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+# --- how to run (not what the paper says) -----------------------------------------------------------
+
+@dataclass
+class TrainOptions:
+    """Run settings: device, precision, checkpoints. None of these change what is learnt on CPU."""
+
+    seed: int = 0
+    device: str | None = None          # None: handlib.device.pick_device() (cuda:LOCAL_RANK under DDP)
+    amp: str = "auto"                  # auto: bf16 autocast on CUDA, off elsewhere; off | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False              # torch.compile the network
+    num_workers: int = 0
+    eval_batch_size: int | None = None  # None: the per-process training batch
+    checkpoint_dir: str | Path | None = None  # last.pt, best.pt, history.json go here (rank 0)
+    checkpoint_every: int = 0          # also checkpoint every N steps (0: at epoch ends only)
+    resume: bool = False               # continue from checkpoint_dir/last.pt
+    stop_after_step: int | None = None  # stop (as if interrupted) after this global step
+    progress: bool = True
+    meta: dict = field(default_factory=dict)  # model, variant, dataset, ...: checked on resume
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]                # one dict per finished epoch
+    best: dict                         # {"epoch", "mean_error_mm"} of the best validation epoch
+    final_val: dict                    # validation metrics of the last finished epoch
+    best_state: dict | None            # model state_dict (CPU) of the best validation epoch
+    global_step: int
+    wall_s: float
+    device: str
+    interrupted: bool = False          # stopped by stop_after_step before the last epoch ended
+
+
+def default_forward(net: nn.Module, batch: dict):
+    """Most papers' networks take the normalised crop: (B, 1, S, S) -> outputs."""
+    return net(batch["depth"])
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None = full precision) for ``amp`` on ``device``."""
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp={amp!r}: expected one of {', '.join(AMP_MODES)}")
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+class _ResumableSampler(DistributedSampler):
+    """DistributedSampler whose order depends only on (seed, epoch), minus the first ``skip``
+    indices of this process (the batches an interrupted epoch had already done)."""
+
+    def __init__(self, dataset, num_replicas, rank, seed, skip=0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.skip = skip
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.skip:])
+
+    def __len__(self):
+        return super().__len__() - self.skip
+
+
+def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    out = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if channels_last and out.get("depth") is not None and out["depth"].dim() == 4:
+        out["depth"] = out["depth"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+# --- evaluation ---------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def predict_xyz(model: nn.Module, predict_fn: Callable, dataset: Dataset, *, batch_size: int = 64,
+                device: torch.device | str | None = None, forward: Callable = default_forward,
+                amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F, J, 3) predicted and ground-truth joints in camera mm, on the CPU.
+
+    ``predict_fn(outputs)`` gives normalised joints; they are mapped back to mm with each sample's
+    ``com`` and ``cube`` (geometry.denormalize_joints) and compared with ``joints_xyz``."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    preds, gts = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    try:
+        for batch in loader:
+            batch = _to_device(batch, device, channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                joints_norm = predict_fn(forward(model, batch))
+            xyz = denormalize_joints(joints_norm.float(), batch["com"].float(), batch["cube"].float())
+            preds.append(xyz.cpu())
+            gts.append(batch["joints_xyz"].cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(preds), torch.cat(gts)
+
+
+def evaluate(model: nn.Module, predict_fn: Callable, dataset: Dataset, **kwargs) -> dict:
+    """Mean 3D joint error (mm) over ``dataset``. Under DDP each process takes every
+    world_size-th frame and the sums are added, so the result is the whole split's mean."""
+    ctx = distributed.current()
+    shard = Subset(dataset, range(ctx.rank, len(dataset), ctx.world_size)) if ctx.distributed else dataset
+    error_sum = torch.zeros(2, dtype=torch.float64)  # (sum of joint errors, number of joint errors)
+    if len(shard):
+        pred, gt = predict_xyz(model, predict_fn, shard, **kwargs)
+        errors = joint_errors(pred, gt)
+        error_sum += torch.tensor([errors.sum().item(), errors.numel()], dtype=torch.float64)
+    if ctx.distributed:  # gloo reduces CPU tensors, NCCL needs them on the GPU
+        device = torch.device("cuda", ctx.local_rank) if torch.distributed.get_backend() == "nccl" else "cpu"
+        error_sum = distributed.all_reduce_sum(error_sum.to(device)).cpu()
+    return {"mean_error_mm": float(error_sum[0] / error_sum[1]), "frames": len(dataset)}
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+def fit(model: nn.Module, loss_fn: Callable, predict_fn: Callable, train_set: Dataset, val_set: Dataset,
+        recipe: Recipe, options: TrainOptions | None = None, forward: Callable = default_forward) -> TrainResult:
+    """Train ``model`` with ``recipe``; select on ``val_set``; return history and best weights.
+
+    ``loss_fn(outputs, batch)`` returns a dict of scalar terms including ``"total"`` (a mean over the
+    batch, so DDP's gradient averaging gives the global-batch gradient); ``predict_fn(outputs)``
+    gives (B, J, 3) normalised joints; ``forward(net, batch)`` calls the network."""
+    options = options or TrainOptions()
+    ctx = distributed.current()
+    device = _pick_device(options, ctx)
+    if recipe.batch_size % ctx.world_size:
+        raise ValueError(f"Recipe.batch_size={recipe.batch_size} (the global batch) must be divisible by "
+                         f"the number of processes ({ctx.world_size})")
+    batch_per_process = recipe.batch_size // ctx.world_size
+    steps_per_epoch = len(train_set) // recipe.batch_size  # whole global batches only
+    if steps_per_epoch == 0:
+        raise ValueError(f"training set has {len(train_set)} samples, fewer than one batch "
+                         f"(Recipe.batch_size={recipe.batch_size})")
+    if len(val_set) == 0:
+        raise ValueError("validation set is empty: model selection needs held-out frames (val_frames)")
+    eval_kwargs = dict(batch_size=options.eval_batch_size or batch_per_process, device=device,
+                       forward=forward, channels_last=options.channels_last,
+                       amp_dtype=resolve_amp(options.amp, device), num_workers=options.num_workers)
+    amp_dtype = eval_kwargs["amp_dtype"]
+
+    seed_everything(options.seed + ctx.rank)  # dropout / augmentation streams differ per process
+    model.to(device)
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, recipe)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    net = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
+    if options.compile:
+        net = torch.compile(net)
+
+    ckpt_dir = Path(options.checkpoint_dir) if options.checkpoint_dir else None
+    # Everything that changes what is learnt must match on resume; epochs may grow (train longer).
+    recipe_meta = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
+    meta = {**options.meta, "recipe": recipe_meta, "seed": options.seed, "world_size": ctx.world_size}
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
+             "best": {"epoch": None, "mean_error_mm": math.inf}, "sums": {}, "data_wait_s": 0.0,
+             "train_s": 0.0}
+    best_state = None
+    if options.resume:
+        if ckpt_dir is None:
+            raise ValueError("TrainOptions.resume needs TrainOptions.checkpoint_dir")
+        state, best_state = _resume(ckpt_dir, meta, model, optimizer, scaler, ctx)
+
+    start = time.perf_counter()
+    epochs_bar = tqdm(range(state["epoch"], recipe.epochs), desc="epochs", unit="epoch",
+                      initial=state["epoch"], total=recipe.epochs, disable=not (options.progress and ctx.is_main))
+    for epoch in epochs_bar:
+        lr = recipe.lr_at(epoch)
+        set_lr(optimizer, lr)
+        first_step = state["step_in_epoch"]
+        sampler = _ResumableSampler(train_set, ctx.world_size, ctx.rank, seed=options.seed,
+                                    skip=first_step * batch_per_process)
+        sampler.set_epoch(epoch)
+        # A private generator keeps the loader from drawing on the global RNG (exact resume) and makes
+        # worker seeds a function of (seed, epoch).
+        loader = DataLoader(train_set, batch_size=batch_per_process, sampler=sampler,
+                            num_workers=options.num_workers, pin_memory=device.type == "cuda",
+                            generator=torch.Generator().manual_seed(options.seed * 100_003 + epoch))
+        batches = iter(loader)
+        model.train()
+        bar = tqdm(range(first_step, steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}",
+                   unit="step", leave=False, initial=first_step, total=steps_per_epoch,
+                   disable=not (options.progress and ctx.is_main))
+        sums = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in state["sums"].items()}
+        shown_at = 0.0
+        for step in bar:
+            tick = time.perf_counter()
+            batch = _to_device(next(batches), device, options.channels_last)
+            got_batch = time.perf_counter()
+            terms = _train_step(net, model, batch, loss_fn, forward, optimizer, scaler, amp_dtype, recipe)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=device)) + v.double()
+            state["data_wait_s"] += got_batch - tick
+            state["train_s"] += time.perf_counter() - tick
+            state["step_in_epoch"], state["global_step"] = step + 1, state["global_step"] + 1
+            # Reading the sums syncs with the GPU: refresh the shown losses about once a second.
+            if ctx.is_main and (time.perf_counter() - shown_at > 1.0 or step + 1 == steps_per_epoch):
+                shown_at = time.perf_counter()
+                bar.set_postfix({k: f"{float(v) / (step + 1):.4g}" for k, v in sums.items()} | {"lr": f"{lr:.3g}"})
+            state["sums"] = sums
+            stop = options.stop_after_step is not None and state["global_step"] >= options.stop_after_step
+            if ckpt_dir and step + 1 < steps_per_epoch and (
+                    stop or (options.checkpoint_every and state["global_step"] % options.checkpoint_every == 0)):
+                _save_last(ckpt_dir, meta, model, optimizer, scaler, state, ctx)
+            if stop and step + 1 < steps_per_epoch:
+                bar.close()
+                epochs_bar.close()
+                return _result(state, best_state, start, device, interrupted=True)
+        bar.close()
+        if device.type == "cuda":  # queued GPU work belongs to this epoch's training time
+            tick = time.perf_counter()
+            torch.cuda.synchronize(device)
+            state["train_s"] += time.perf_counter() - tick
+
+        val = evaluate(model, predict_fn, val_set, **eval_kwargs)
+        train_terms = {k: float(distributed.all_reduce_sum(v)) / (steps_per_epoch * ctx.world_size)
+                       for k, v in sums.items()}
+        state["history"].append({
+            "epoch": epoch + 1, "lr": lr, "train": train_terms, "val": val,
+            "train_s": state["train_s"],
+            "samples_per_s": steps_per_epoch * recipe.batch_size / max(state["train_s"], 1e-9),
+            "data_wait_fraction": state["data_wait_s"] / max(state["train_s"], 1e-9),
+        })
+        if val["mean_error_mm"] < state["best"]["mean_error_mm"]:
+            state["best"] = {"epoch": epoch + 1, "mean_error_mm": val["mean_error_mm"]}
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if ckpt_dir and ctx.is_main:
+                checkpoint.save({"format_version": checkpoint.FORMAT_VERSION, "kind": "best", "meta": meta,
+                                 "model": best_state, "epoch": epoch + 1, "val": val}, ckpt_dir / "best.pt")
+        state.update(epoch=epoch + 1, step_in_epoch=0, sums={}, data_wait_s=0.0, train_s=0.0)
+        epochs_bar.set_postfix(val_mm=f"{val['mean_error_mm']:.2f}", best_mm=f"{state['best']['mean_error_mm']:.2f}")
+        if ckpt_dir:
+            _save_last(ckpt_dir, meta, model, optimizer, scaler, state, ctx)
+            if ctx.is_main:
+                checkpoint.atomic_write(ckpt_dir / "history.json",
+                                        lambda f: f.write(json.dumps(state["history"], indent=1).encode()))
+        if options.stop_after_step is not None and state["global_step"] >= options.stop_after_step:
+            epochs_bar.close()
+            return _result(state, best_state, start, device, interrupted=epoch + 1 < recipe.epochs)
+    return _result(state, best_state, start, device, interrupted=False)
+
+
+def _train_step(net, model, batch, loss_fn, forward, optimizer, scaler, amp_dtype, recipe) -> dict:
+    """One optimiser step; returns the detached loss terms."""
+    with torch.autocast(batch["depth"].device.type, dtype=amp_dtype or torch.float32,
+                        enabled=amp_dtype is not None):
+        terms = loss_fn(forward(net, batch), batch)
+    if "total" not in terms:
+        raise ValueError(f"loss function returned terms {sorted(terms)}; it must include 'total'")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(terms["total"].float()).backward()
+    if recipe.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return {k: v.detach().float() for k, v in terms.items()}
+
+
+def _pick_device(options: TrainOptions, ctx: distributed.DistContext) -> torch.device:
+    if options.device is None and ctx.distributed and torch.cuda.is_available():
+        return torch.device("cuda", ctx.local_rank)
+    return pick_device(options.device)
+
+
+def _save_last(ckpt_dir, meta, model, optimizer, scaler, state, ctx) -> None:
+    """Write last.pt (rank 0) with every process's RNG state, then wait for it on every rank."""
+    rng = distributed.gather_objects(checkpoint.capture_rng_state())
+    if ctx.is_main:
+        checkpoint.save({
+            "format_version": checkpoint.FORMAT_VERSION, "kind": "training", "meta": meta,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "epoch": state["epoch"], "step_in_epoch": state["step_in_epoch"],
+            "global_step": state["global_step"], "history": state["history"], "best": state["best"],
+            "sums": {k: float(v) for k, v in state["sums"].items()},
+            "data_wait_s": state["data_wait_s"], "train_s": state["train_s"], "rng": rng,
+        }, ckpt_dir / "last.pt")
+    distributed.barrier()
+
+
+def _resume(ckpt_dir, meta, model, optimizer, scaler, ctx):
+    """Restore everything _save_last wrote; returns (loop state, best weights or None)."""
+    path = Path(ckpt_dir) / "last.pt"
+    saved = checkpoint.load(path)
+    if saved.get("kind") != "training":
+        raise checkpoint.CheckpointError(f"checkpoint {path} is a {saved.get('kind')!r} checkpoint, "
+                                         "not a training checkpoint")
+    checkpoint.check_compatible(saved["meta"], meta, path)
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as err:
+        raise checkpoint.CheckpointError(f"checkpoint {path} does not fit this model: {err}") from err
+    optimizer.load_state_dict(saved["optimizer"])
+    scaler.load_state_dict(saved["scaler"])
+    checkpoint.restore_rng_state(saved["rng"][ctx.rank])
+    best_state = None
+    if saved["best"]["epoch"] is not None and (Path(ckpt_dir) / "best.pt").is_file():
+        best_state = checkpoint.load(Path(ckpt_dir) / "best.pt")["model"]
+    keys = ("epoch", "step_in_epoch", "global_step", "history", "best", "sums", "data_wait_s", "train_s")
+    return {k: saved[k] for k in keys}, best_state
+
+
+def _result(state, best_state, start, device, interrupted) -> TrainResult:
+    history = state["history"]
+    return TrainResult(history=history, best=dict(state["best"]),
+                       final_val=history[-1]["val"] if history else {}, best_state=best_state,
+                       global_step=state["global_step"], wall_s=time.perf_counter() - start,
+                       device=describe_device(device), interrupted=interrupted)
+
+
+def load_weights(model: nn.Module, path: str | Path, expected_meta: dict | None = None) -> dict:
+    """Load the weights of a best.pt / last.pt into ``model``; returns the checkpoint's meta.
+
+    ``expected_meta`` (e.g. {"model": ..., "variant": ...}) is compared field by field first."""
+    saved = checkpoint.load(path)
+    if expected_meta:
+        checkpoint.check_compatible(saved["meta"], expected_meta, path)
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as err:
+        raise checkpoint.CheckpointError(f"checkpoint {path} does not fit this model: {err}") from err
+    return saved["meta"]

@@ -1,0 +1,32 @@
+"""build_datasets: the three splits of a profile, disjoint synthetic streams, clear errors for real data."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from handlib.datasets import build_datasets
+from handlib.profiles import Profile
+from handlib.sample import check_sample
+
+TINY = Profile("smoke", train_frames=6, val_frames=3, test_frames=2, epochs=1, batch_size=2, seeds=(0,),
+               image_size=32)
+
+
+def test_synthetic_splits_are_sized_and_disjoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDLIB_CACHE_DIR", str(tmp_path))
+    splits = build_datasets("synthetic", TINY, "nyu", 32, 0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 6, "val": 3, "test": 2}
+    check_sample(splits["val"][0], size=32, num_joints=14)
+    assert not torch.equal(splits["train"][0]["joints"], splits["val"][0]["joints"])
+    assert not torch.equal(splits["val"][0]["joints"], splits["test"][0]["joints"])
+
+
+def test_real_data_errors_name_the_problem():
+    with pytest.raises(ValueError, match="needs data_root"):
+        build_datasets("nyu", TINY, "nyu", 32, 0)
+    with pytest.raises(ValueError, match="convention 'nyu', not 'msra'"):
+        build_datasets("nyu", TINY, "msra", 32, 0, data_root="/nowhere")
+    with pytest.raises(ValueError, match="HANDS2017 test labels"):
+        build_datasets("hands17", TINY, "hands17", 32, 0, data_root="/nowhere")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        build_datasets("coco", TINY, "nyu", 32, 0)
