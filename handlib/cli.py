@@ -13,9 +13,10 @@ import sys
 
 COMMAND_MODULES = [
     "handlib.book",
+    "handlib.data.cli",
     "handlib.train_cli",
 ]
-BENCH_MODULES: list[str] = ["handlib.train_cli"]
+BENCH_MODULES: list[str] = ["handlib.train_cli", "handlib.data.bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

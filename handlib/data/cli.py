@@ -1,0 +1,76 @@
+"""CLI: ``python -m handlib evaluate`` and ``python -m handlib published {list,fetch}``."""
+from __future__ import annotations
+
+import json
+
+from handlib.cli import UsageError
+from handlib.data import published
+from handlib.data.label_files import LabelFileError, read_label_file
+from handlib.joints import get_convention
+from handlib.metrics import REPORT_THRESHOLDS_MM, evaluate_uvd
+
+EVAL_DATASETS = ("nyu", "icvl", "msra")
+
+
+def add_commands(subparsers) -> None:
+    ev = subparsers.add_parser(
+        "evaluate", help="score a uvd prediction file (AWESOME protocol)",
+        description="Mean 3D error, per-joint errors and max-frame success rates of a prediction file "
+                    "(one frame per line, u v d per joint), as the AWESOME evaluation computes them.")
+    ev.add_argument("dataset", choices=EVAL_DATASETS, help="which test set the file predicts")
+    ev.add_argument("pred_file", help="prediction file, uvd, one line per test frame")
+    ev.add_argument("--gt", help="ground-truth file (default: the published test ground truth)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ev.set_defaults(func=run_evaluate)
+
+    pub = subparsers.add_parser("published", help="list or fetch the published predictions",
+                                description=f"Published results from github.com/{published.REPO}.")
+    pub_sub = pub.add_subparsers(dest="published_command", metavar="ACTION", required=True)
+    ls = pub_sub.add_parser("list", help="print the registry")
+    ls.add_argument("--dataset", choices=("nyu", "icvl"))
+    ls.set_defaults(func=run_list)
+    fetch = pub_sub.add_parser("fetch", help="download and verify into the cache (network)")
+    fetch.add_argument("--dataset", choices=("nyu", "icvl"))
+    fetch.set_defaults(func=run_fetch)
+
+
+def run_evaluate(args) -> int:
+    joints = published.EVAL_JOINTS[args.dataset]
+    try:
+        if args.gt:
+            gt = read_label_file(args.gt, joints=joints)
+        else:
+            gt = published.load_ground_truth(args.dataset)
+        pred = read_label_file(args.pred_file, joints=joints, frames=len(gt))
+    except (LabelFileError, published.PublishedFileMissing) as err:
+        hint = ""
+        if args.dataset == "icvl" and not args.gt and f"{published.ICVL_SEQUENCES['A'].stop} frames" in str(err):
+            hint = ("; 702 lines is ICVL test sequence A only: pass --gt with the first 702 lines of the "
+                    "ground truth")
+        raise UsageError(f"{err}{hint}") from None
+    result = evaluate_uvd(pred, gt, args.dataset)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    names = get_convention(args.dataset).joint_names
+    print(f"{args.pred_file}: {result['frames']} frames, {result['joints']} joints ({args.dataset})")
+    print(f"mean error: {result['mean_mm']:.2f} mm")
+    print("per-joint error (mm):")
+    for name, err in zip(names, result["per_joint_mm"]):
+        print(f"  {name:<10} {err:7.2f}")
+    print("max-frame success (fraction of frames whose worst joint is within the threshold):")
+    for t in REPORT_THRESHOLDS_MM:
+        print(f"  <= {t:2d} mm  {100 * result['success_max_frame'][str(t)]:6.2f} %")
+    return 0
+
+
+def run_list(args) -> int:
+    for r in published.methods(args.dataset):
+        print(f"{r.dataset:<5} {r.key:<22} {r.input}  {r.year}  {r.paper:<32} {r.file}")
+    return 0
+
+
+def run_fetch(args) -> int:
+    paths = published.fetch_all(args.dataset)
+    print(f"{len(paths)} files verified in {published.cache_dir()}")
+    return 0
