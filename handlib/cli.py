@@ -13,10 +13,12 @@ import sys
 
 COMMAND_MODULES = [
     "handlib.book",
+    "handlib.synth.cli",
     "handlib.data.cli",
+    "handlib.models.summary",
     "handlib.train_cli",
 ]
-BENCH_MODULES: list[str] = ["handlib.train_cli", "handlib.data.bench"]
+BENCH_MODULES: list[str] = ["handlib.synth.cli", "handlib.models.bench", "handlib.train_cli", "handlib.data.bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-MODEL_MODULES: list[str] = []
+MODEL_MODULES: list[str] = ["handlib.models.crossinfonet"]
 _REGISTRY: dict[str, "ModelSpec"] = {}
 
 

@@ -1,0 +1,202 @@
+"""``python -m handlib bench infer MODEL``: inference frames/s and the roofline fraction.
+
+roofline fraction = frames/s × FLOPs per frame ÷ fp32 matmul FLOP/s, the last measured in the
+same run on the same device (a square matmul, the best a dense kernel reaches here; its calls
+alternate with the model's so that load from other processes hits both alike). FLOPs per
+frame are counted on the graph that is timed. The timed model is the paper's network in eval
+mode with BatchNorm folded into the convs (same outputs), channels-last memory layout, and
+only the test-time outputs computed; nothing that changes accuracy.
+
+``--compile`` additionally runs the graph through ``torch.compile`` with Inductor's freezing
+(constant weights pre-packed for oneDNN, residual add and ReLU fused into the convolutions):
+the same arithmetic, a one-off compile of a minute or two per batch size on a small CPU, and a
+C++ compiler needed on CPU.
+
+Timings on a shared machine vary with the other work running: each figure is the best of
+``--repeats`` timed calls after warm-up (median printed beside it).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from handlib.device import describe_device, pick_device
+from handlib.models.registry import get_model_spec, model_names
+from handlib.models.summary import CONVENTION_CHOICES, count_flops, example_input
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_interleaved(functions: dict, device: torch.device, repeats: int, warmup: int,
+                      desc: str) -> dict[str, list[float]]:
+    """Seconds per call of each ``functions[name]()``, the functions taking turns so that
+    load from other processes hits them alike; ``warmup`` untimed rounds first."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    _synchronize(device)
+    seconds: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in tqdm(range(repeats), desc=desc, leave=False):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            _synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def matmul_operands(device: torch.device, size: int | None = None):
+    """Two fp32 (size × size) matrices: 2048 on a CPU (tens of ms), 8192 on a GPU."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device)
+    b = torch.randn(size, size, generator=generator).to(device)
+    return a, b
+
+
+@torch.inference_mode()
+def measure_matmul_flops(device: torch.device, size: int | None = None,
+                         repeats: int = 10) -> float:
+    """Best fp32 FLOP/s of a square matmul on ``device``."""
+    a, b = matmul_operands(device, size)
+    seconds = _time_interleaved({"mm": lambda: torch.mm(a, b)}, device, repeats, warmup=2,
+                                desc="fp32 matmul")["mm"]
+    return 2 * a.shape[0] ** 3 / min(seconds)
+
+
+def prepare_for_inference(model: torch.nn.Module, device: torch.device, fuse: bool = True,
+                          channels_last: bool = True) -> torch.nn.Module:
+    """Eval mode on ``device``; BatchNorm folded (when the model offers it) and NHWC layout."""
+    model = model.to(device).eval()
+    if fuse and hasattr(model, "fuse_for_inference"):
+        model = model.fuse_for_inference()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _fp32_context(device: torch.device):
+    """On CUDA: strict fp32 convolutions (cuDNN would otherwise use TF32, a precision shortcut the
+    fp32 matmul reference does not take) and cuDNN's autotuner (same arithmetic, faster)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False,
+                                      allow_tf32=False)
+
+
+def _compile_context(compile: bool):
+    """Inductor freezing must be on when the compiled graph is first run (compilation is lazy)."""
+    if not compile:
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+    return inductor_config.patch(freezing=True)
+
+
+def benchmark_inference(model_name: str, variant: str | None = None, convention: str = "nyu",
+                        batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 5,
+                        device: torch.device | None = None, fuse: bool = True,
+                        channels_last: bool = True, image_size: int = 96,
+                        matmul_size: int | None = None, compile: bool = False) -> dict:
+    """Frames/s per batch size, FLOPs per frame, matmul FLOP/s and roofline fractions."""
+    device = device or pick_device()
+    spec = get_model_spec(model_name)
+    variant = variant or spec.default_variant
+    forward_kwargs = spec.extra.get("inference_kwargs", {})
+    channels = spec.extra.get("input_channels", 1)
+    torch.manual_seed(0)
+    model = spec.build(variant=variant, convention=convention, image_size=image_size)
+    model = prepare_for_inference(model, device, fuse=fuse, channels_last=channels_last)
+    flops_per_frame = count_flops(model, example_input(image_size, 1, device, channels),
+                                  **forward_kwargs)
+    if compile:      # one graph per batch size: dynamic shapes would cost speed
+        model = torch.compile(model, dynamic=False)
+    a, b = matmul_operands(device, matmul_size)
+    matmul_seconds: list[float] = []
+    result = {"model": model_name, "variant": variant, "dataset": convention,
+              "device": describe_device(device), "fused_bn": fuse,
+              "channels_last": channels_last, "compiled": compile,
+              "flops_per_frame": flops_per_frame}
+    with torch.inference_mode(), _compile_context(compile), _fp32_context(device):
+        for batch in batch_sizes:
+            inputs = example_input(image_size, batch, device, channels)
+            if channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            calls = repeats if batch > 1 else 10 * repeats   # batch 1 is fast: more samples
+            seconds = _time_interleaved(
+                {"model": lambda: model(inputs, **forward_kwargs), "mm": lambda: torch.mm(a, b)},
+                device, calls, warmup=2, desc=f"{model_name} batch {batch} (+ matmul)")
+            matmul_seconds += seconds["mm"]
+            result[f"fps_b{batch}"] = batch / min(seconds["model"])
+            result[f"fps_b{batch}_median"] = batch / statistics.median(seconds["model"])
+    # The matmul peak is the best over every interleaved call, so all ratios share it.
+    matmul_flops = 2 * a.shape[0] ** 3 / min(matmul_seconds)
+    result["matmul_flops_per_s"] = matmul_flops
+    for batch in batch_sizes:
+        result[f"roofline_fraction_b{batch}"] = (result[f"fps_b{batch}"] * flops_per_frame
+                                                 / matmul_flops)
+    return result
+
+
+def _run(args) -> int:
+    from handlib.cli import UsageError
+
+    spec = get_model_spec(args.model)
+    if args.variant is not None and args.variant not in spec.variants:
+        raise UsageError(f"--variant {args.variant!r} is not a variant of {args.model}; "
+                         f"expected one of {list(spec.variants)}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    try:
+        device = pick_device(args.device)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
+    result = benchmark_inference(args.model, args.variant, args.dataset, repeats=args.repeats,
+                                 device=device, fuse=not args.no_fuse,
+                                 channels_last=not args.no_channels_last, compile=args.compile)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['model']} ({result['variant']}) on {result['device']}: fused BN "
+          f"{result['fused_bn']}, channels_last {result['channels_last']}, "
+          f"compiled {result['compiled']}")
+    print(f"  FLOPs / frame (timed graph) {result['flops_per_frame'] / 1e9:.3f} G")
+    print(f"  fp32 matmul                 {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s")
+    for batch in (1, 64):
+        print(f"  batch {batch:>2}: {result[f'fps_b{batch}']:8.1f} frames/s (median "
+              f"{result[f'fps_b{batch}_median']:.1f}), roofline fraction "
+              f"{result[f'roofline_fraction_b{batch}']:.3f}")
+    print("  (best of the timed calls; other work on a shared machine lowers these figures)")
+    return 0
+
+
+def add_bench(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "infer", help="inference frames/s at batch 1 and 64, and the roofline fraction",
+        description="Time a registered model's inference graph (fused BN, channels-last) and "
+                    "compare its FLOP rate with the fp32 matmul FLOP/s measured in the same run.")
+    parser.add_argument("model", choices=model_names(), help="registered model name")
+    parser.add_argument("--variant", default=None, help="model variant (default: the paper's)")
+    parser.add_argument("--dataset", choices=CONVENTION_CHOICES, default="nyu",
+                        help="joint convention that sets the head sizes (default nyu)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed calls at batch 64 (10x as many at batch 1; default 5)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: best)")
+    parser.add_argument("--no-fuse", action="store_true", help="keep BatchNorm unfused")
+    parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW layout")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile with Inductor freezing (slow to start, faster to run)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=_run)

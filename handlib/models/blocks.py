@@ -1,0 +1,139 @@
+"""Layers shared by the papers' networks: conv/linear + BatchNorm units, the slim ResNet-v1
+bottleneck, and folding BatchNorm into the preceding layer for inference.
+
+TensorFlow-slim conventions are translated once here (architectures.md §7): BN decay 0.9 is
+PyTorch momentum 0.1, ε = 1e-5; a layer followed by BN has no bias; strided convs use
+``conv2d_same`` padding (k − 1) // 2 on every side, which equals PyTorch's symmetric padding.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_MOMENTUM = 0.1   # TF decay 0.9
+BN_EPS = 1e-5
+
+
+class ConvBN(nn.Module):
+    """Bias-free conv → BatchNorm → optional ReLU (slim ``conv2d`` under a BN arg-scope).
+
+    ``fuse()`` folds the BatchNorm into the conv's weight and a new bias for inference.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1,
+                 stride: int = 1, relu: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=(kernel_size - 1) // 2, bias=False)
+        self.bn: nn.Module = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv = _fold_bn(self.conv, self.bn)
+            self.bn = nn.Identity()
+
+
+class LinearBN(nn.Module):
+    """Bias-free linear → BatchNorm1d → optional ReLU (slim ``fully_connected`` under BN)."""
+
+    def __init__(self, in_features: int, out_features: int, relu: bool = True):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=False)
+        self.bn: nn.Module = nn.BatchNorm1d(out_features, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.linear(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        if isinstance(self.bn, nn.BatchNorm1d):
+            self.linear = _fold_bn(self.linear, self.bn)
+            self.bn = nn.Identity()
+
+
+def _fold_bn(layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm1d | nn.BatchNorm2d):
+    """A copy of ``layer`` computing ``bn(layer(x))`` with BN's running statistics.
+
+    w' = w · γ / √(σ² + ε) per output channel; b' = β + (b − μ) · γ / √(σ² + ε).
+    """
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    if isinstance(layer, nn.Conv2d):
+        fused = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                          stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                          groups=layer.groups, bias=True)
+    else:
+        fused = nn.Linear(layer.in_features, layer.out_features, bias=True)
+    fused = fused.to(device=layer.weight.device, dtype=layer.weight.dtype)
+    shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+    fused.weight.copy_(layer.weight * scale.reshape(shape))
+    fused.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
+    return fused
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """Switch ``model`` to eval mode and fold every ConvBN / LinearBN in place; returns it.
+
+    Inference only: the folded model uses the running statistics and cannot be trained further.
+    """
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, (ConvBN, LinearBN)):
+            module.fuse()
+    return model
+
+
+class Bottleneck(nn.Module):
+    """slim ``resnet_v1.bottleneck``: 1×1 (width) → 3×3 (width, stride) → 1×1 (out), + shortcut,
+    then ReLU.
+
+    Shortcut: 1×1 conv (stride) + BN when the channel count changes; otherwise identity, or a
+    stride-2 1×1 max-pool (= taking every other pixel) when the unit strides.
+    """
+
+    def __init__(self, in_channels: int, width: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.reduce = ConvBN(in_channels, width, 1)
+        self.spatial = ConvBN(width, width, 3, stride=stride)
+        self.expand = ConvBN(width, out_channels, 1, relu=False)
+        self.stride = stride
+        self.projection = (ConvBN(in_channels, out_channels, 1, stride=stride, relu=False)
+                           if in_channels != out_channels else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.projection is not None:
+            shortcut = self.projection(x)
+        elif self.stride > 1:
+            shortcut = x[:, :, ::self.stride, ::self.stride]
+        else:
+            shortcut = x
+        residual = self.expand(self.spatial(self.reduce(x)))
+        # In place: saves one large allocation per unit (the expand output is not reused).
+        return F.relu_(residual.add_(shortcut))
+
+
+def resnet_stage(in_channels: int, width: int, out_channels: int, units: int,
+                 stride: int) -> nn.Sequential:
+    """A slim ``resnet_v1`` block: ``units`` bottlenecks, the stride in the **last** unit."""
+    layers = [Bottleneck(in_channels if i == 0 else out_channels, width, out_channels,
+                         stride if i == units - 1 else 1) for i in range(units)]
+    return nn.Sequential(*layers)
+
+
+def xavier_init(model: nn.Module) -> None:
+    """slim defaults: Xavier-uniform conv/linear weights, zero biases, BN γ = 1 and β = 0."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

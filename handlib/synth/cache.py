@@ -1,0 +1,87 @@
+"""On-disk shard cache for rendered frames: settings-keyed names, checksums, atomic writes.
+
+A shard's file name is a digest of every setting that affects its content (including
+``RENDER_VERSION``), and a JSON sidecar stores those settings and the npz's SHA-256; a shard whose
+sidecar disagrees or whose bytes changed is rendered again, so a changed setting never reuses a
+stale cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+# Bump whenever rendering or sampling changes what a given (seed, index) produces.
+RENDER_VERSION = 1
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir``, else env ``HANDLIB_CACHE_DIR``, else ``~/.cache/handlib``; plus ``/synth``."""
+    base = cache_dir or os.environ.get("HANDLIB_CACHE_DIR") or Path.home() / ".cache" / "handlib"
+    return Path(base) / "synth"
+
+
+def shard_path(root: Path, settings: dict) -> Path:
+    text = json.dumps({**settings, "version": RENDER_VERSION}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return root / f"{settings['kind']}-{digest}.npz"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(file)`` into a temp file beside ``path``, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_npz(f, arrays: dict[str, np.ndarray], level: int = 1) -> None:
+    """An npz (readable by ``np.load``) deflated at a low level: a third of the time of
+    ``np.savez_compressed`` for about 10 % more bytes."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+        for name, array in arrays.items():
+            with archive.open(name + ".npy", "w") as entry:
+                np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def save_shard(path: Path, settings: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write the npz, then the sidecar naming its checksum (the sidecar last: it marks complete)."""
+    _atomic_write(path, lambda f: _write_npz(f, arrays))
+    meta = {"settings": settings, "version": RENDER_VERSION, "sha256": _sha256(path)}
+    _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
+
+
+def load_shard(path: Path, settings: dict) -> dict[str, np.ndarray] | None:
+    """The shard's arrays, or None when it is missing, incomplete, stale or corrupted."""
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("settings") != settings or meta.get("version") != RENDER_VERSION:
+        return None
+    if meta.get("sha256") != _sha256(path):
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}

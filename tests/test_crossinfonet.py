@@ -1,0 +1,203 @@
+"""CrossInfoNet: shapes, parameter count, variants, BN folding, training steps, CLIs."""
+import argparse
+import json
+
+import pytest
+import torch
+
+from handlib.models import bench, summary
+from handlib.models.crossinfonet import (VARIANTS, CrossInfoNet, assemble_from_branches,
+                                         get_variant)
+from handlib.models.registry import get_model_spec
+from handlib.train import build_optimizer, parameter_groups
+
+
+@pytest.fixture(scope="module")
+def released_model():
+    torch.manual_seed(0)
+    return CrossInfoNet("cross_hm", "nyu", 96)
+
+
+def _batch(size=2, joints=14, image_size=96, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "depth": torch.rand(size, 1, image_size, image_size, generator=generator) * 2 - 1,
+        "joints": torch.rand(size, joints, 3, generator=generator) * 2 - 1,
+        "joints_crop": torch.rand(size, joints, 3, generator=generator) * image_size,
+    }
+
+
+def test_every_intermediate_shape_for_96_input(released_model):
+    released_model.eval()
+    with torch.no_grad():
+        out = released_model(_batch()["depth"], return_features=True)
+    expected = {
+        "stem": (32, 48, 48), "block1": (64, 24, 24), "block2": (128, 12, 12),
+        "block3": (256, 6, 6), "block4": (256, 3, 3), "fpn1": (256, 24, 24),
+        "fpn2": (256, 12, 12), "fpn3": (256, 6, 6), "fpn4": (256, 3, 3), "T": (256, 12, 12),
+        "P0": (256, 12, 12), "F0": (256, 12, 12), "finger_attention": (256, 12, 12),
+        "palm_attention": (256, 12, 12), "P1": (512, 12, 12), "F1": (512, 12, 12),
+        "P2": (256, 12, 12), "F2": (256, 12, 12), "P_pooled": (256, 6, 6),
+        "F_pooled": (256, 6, 6), "P_fc": (1024,), "F_fc": (1024,),
+    }
+    features = out["features"]
+    assert set(features) == set(expected)
+    for name, shape in expected.items():
+        assert tuple(features[name].shape) == (2,) + shape, name
+    heads = {"hand": (14, 3), "palm": (9, 3), "finger": (5, 3), "heatmap": (14, 24, 24),
+             "palm_heatmap": (9, 24, 24), "finger_heatmap": (5, 24, 24)}
+    for name, shape in heads.items():
+        assert tuple(out[name].shape) == (2,) + shape, name
+    # The cross-connection is a plain subtraction of post-ReLU P0 / F0 from T.
+    torch.testing.assert_close(features["finger_attention"], features["T"] - features["P0"])
+    torch.testing.assert_close(features["P1"][:, 256:], features["T"] - features["F0"])
+
+
+def test_nyu_parameter_count_matches_released_architecture(released_model):
+    assert summary.count_parameters(released_model) == pytest.approx(23.84e6, rel=0.01)
+    # Base keeps every layer but the cross-concat (spec sketch: 23.51 M with heat-map heads).
+    assert summary.count_parameters(CrossInfoNet("base_hm")) == pytest.approx(23.51e6, rel=0.01)
+
+
+def test_partitions_set_head_sizes_per_convention():
+    for convention, (joints, palm, finger) in {"icvl": (16, 6, 10), "msra": (21, 6, 15)}.items():
+        model = CrossInfoNet("cross", convention).eval()
+        with torch.no_grad():
+            out = model(torch.zeros(1, 1, 96, 96))
+        assert out["hand"].shape == (1, joints, 3)
+        assert out["palm"].shape == (1, palm, 3) and out["finger"].shape == (1, finger, 3)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_variant_forward_backward(variant):
+    torch.manual_seed(0)
+    spec = get_model_spec("crossinfonet")
+    model = spec.build(variant=variant, convention="nyu", image_size=96).train()
+    batch = _batch()
+    outputs = model(batch["depth"])
+    terms = spec.loss(outputs, batch)
+    assert ("L_ht" in terms) == get_variant(variant).heatmaps
+    assert ("heatmap" in outputs) == get_variant(variant).heatmaps
+    terms["total"].backward()
+    # Every parameter is trained by the loss: no dead heads in any variant.
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing
+    assert spec.predict(outputs).shape == (2, 14, 3)
+    expected_branch_in = 512 if get_variant(variant).cross else 256
+    assert model.palm_branch.refine.reduce.conv.in_channels == expected_branch_in
+
+
+def test_algorithm_1_assembly_scatters_branch_joints_back():
+    joints = torch.arange(14 * 3, dtype=torch.float32).reshape(1, 14, 3)
+    palm_index = torch.tensor([1, 3, 5, 7, 9, 10, 11, 12, 13])
+    finger_index = torch.tensor([0, 2, 4, 6, 8])
+    outputs = {"palm": joints[:, palm_index], "finger": joints[:, finger_index],
+               "palm_joints": palm_index, "finger_joints": finger_index}
+    torch.testing.assert_close(assemble_from_branches(outputs), joints)
+
+
+def test_fuse_for_inference_gives_the_same_outputs():
+    torch.manual_seed(0)
+    model = CrossInfoNet("cross_hm", "nyu")
+    # Non-trivial BN statistics and affine parameters, so that folding has work to do.
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+    model.eval()
+    depth = _batch()["depth"]
+    with torch.no_grad():
+        reference = model(depth)
+        fused = model.fuse_for_inference()
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        got = fused.to(memory_format=torch.channels_last)(
+            depth.contiguous(memory_format=torch.channels_last))
+    for key in ("hand", "palm", "finger", "heatmap", "palm_heatmap", "finger_heatmap"):
+        torch.testing.assert_close(got[key], reference[key], rtol=1e-4, atol=1e-4)
+
+
+def test_bad_input_and_variant_are_named():
+    model = CrossInfoNet("cross")
+    with pytest.raises(ValueError, match=r"\(B, 1, 96, 96\)"):
+        model(torch.zeros(1, 96, 96))
+    with pytest.raises(ValueError, match="no heat-map heads"):
+        model(torch.zeros(1, 1, 96, 96), with_heatmaps=True)
+    with pytest.raises(ValueError, match="variant"):
+        CrossInfoNet("cross+attention")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        CrossInfoNet("cross", image_size=100)
+    assert get_variant("Cross+HM") is VARIANTS["cross_hm"]
+
+
+def test_a_few_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    spec = get_model_spec("crossinfonet")
+    # A 32-pixel crop keeps every layer (FC input 2x2x256) and makes the test take seconds.
+    model = spec.build(variant="cross_hm", convention="nyu", image_size=32).train()
+    optimizer = build_optimizer(model, spec.recipe)
+    batch = _batch(size=8, image_size=32, seed=1)
+    losses = []
+    for _ in range(4):
+        torch.manual_seed(1)      # the same dropout masks every step: a clean comparison
+        total = spec.loss(model(batch["depth"]), batch)["total"]
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        losses.append(total.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_recipe_is_the_papers_and_decays_only_conv_and_fc_weights(released_model):
+    recipe = get_model_spec("crossinfonet").recipe
+    assert recipe.optimizer == "adam" and recipe.lr == 1e-3
+    assert (recipe.batch_size, recipe.epochs) == (128, 110)
+    assert recipe.lr_at(2) == pytest.approx(1e-3 * 0.96**2)
+    decayed, plain = parameter_groups(released_model, recipe)
+    assert decayed["weight_decay"] == 1e-5 and plain["weight_decay"] == 0.0
+    weights = {id(m.weight) for m in released_model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    assert {id(p) for p in decayed["params"]} == weights
+    assert all(p.dim() == 1 for p in plain["params"])          # BatchNorm γ and β only
+
+
+def _parser(module, adder):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    getattr(module, adder)(sub)
+    return parser
+
+
+def test_summary_cli_prints_measured_params_and_flops(capsys):
+    args = _parser(summary, "add_commands").parse_args(["summary", "crossinfonet", "--json"])
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["params"] == pytest.approx(23.84e6, rel=0.01)
+    assert result["flops"] == pytest.approx(1.11e9, rel=0.01)          # architectures.md §0
+    assert result["flops_inference"] == pytest.approx(0.684e9, rel=0.01)   # no S/4 merge, no heads
+    args = _parser(summary, "add_commands").parse_args(
+        ["summary", "crossinfonet", "--variant", "base", "--dataset", "msra", "--json"])
+    args.func(args)
+    base = json.loads(capsys.readouterr().out)
+    assert base["variant"] == "base" and base["flops"] == base["flops_inference"]
+
+
+def test_summary_and_bench_reject_bad_arguments():
+    from handlib.cli import UsageError
+
+    args = _parser(summary, "add_commands").parse_args(
+        ["summary", "crossinfonet", "--variant", "huge"])
+    with pytest.raises(UsageError, match="--variant"):
+        args.func(args)
+    args = _parser(bench, "add_bench").parse_args(["infer", "crossinfonet", "--repeats", "0"])
+    with pytest.raises(UsageError, match="--repeats"):
+        args.func(args)
+
+
+def test_benchmark_reports_fps_and_roofline_fraction():
+    result = bench.benchmark_inference("crossinfonet", batch_sizes=(1, 2), repeats=1,
+                                       device=torch.device("cpu"), matmul_size=256)
+    for key in ("fps_b1", "fps_b2", "roofline_fraction_b2", "matmul_flops_per_s"):
+        assert result[key] > 0, key
+    assert result["flops_per_frame"] == pytest.approx(0.684e9, rel=0.01)
