@@ -273,3 +273,11 @@ def test_sensor_model_rejects_bad_knobs():
         SensorModel(background_probability=1.5)
     with pytest.raises(ValueError, match="baseline_mm"):
         SensorModel(baseline_mm=0)
+
+
+def test_blob_hole_threshold_calibrates_at_full_frame_size():
+    """Full-frame renders (e.g. NYU's 640 px) must not exceed torch.quantile's input limit."""
+    from handlib.synth.sensor import _blob_threshold
+
+    level = _blob_threshold(640, 0.01)
+    assert 0.0 < level < 1.0

@@ -137,5 +137,7 @@ def _blob_threshold(size: int, fraction: float) -> float:
     """Level above which ``fraction`` of the blob field lies, measured once on fixed keys."""
     if fraction <= 0:
         return float("inf")
-    field = SensorModel()._blob_field(torch.arange(64, dtype=torch.int64) + 0x5EED, size)
+    # torch.quantile takes at most 2**24 values: full-frame sizes (640x480) calibrate on fewer keys.
+    keys = max(1, min(64, 2**24 // (size * size)))
+    field = SensorModel()._blob_field(torch.arange(keys, dtype=torch.int64) + 0x5EED, size)
     return float(torch.quantile(field.reshape(-1), 1.0 - fraction))
