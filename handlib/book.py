@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from handlib.cli import UsageError
+from handlib.fileio import atomic_write_text
 from handlib.profiles import DATASET_NAMES, PROFILE_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -116,17 +117,6 @@ def strip_volatile_metadata(notebook_path: Path) -> None:
         cells.append(cell)
     nb["cells"] = cells
     atomic_write_text(notebook_path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def chapter_environment(profile: str, dataset: str, data_root: str | None) -> dict[str, str]:

@@ -6,40 +6,20 @@ folder and are renamed over the target, so a crash mid-write never leaves a brok
 """
 from __future__ import annotations
 
-import io
 import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
+
+from handlib.fileio import atomic_write  # re-exported: checkpoint.atomic_write
 
 FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or that belongs to another model / configuration."""
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it to ``path``.
-
-    Readers see either the old file or the complete new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save(obj: dict, path: str | os.PathLike) -> Path:

@@ -5,11 +5,11 @@ Bad files raise :class:`LabelFileError` naming the file, the 1-based line and th
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from handlib.fileio import atomic_write
 
 
 class LabelFileError(ValueError):
@@ -66,12 +66,4 @@ def write_label_file(path, labels, decimals: int = 4) -> None:
     """Write (F, J, 3) labels in the AWESOME format, atomically (temp file + rename)."""
     path = Path(path)
     flat = np.asarray(labels, dtype=np.float64).reshape(len(labels), -1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            np.savetxt(f, flat, fmt=f"%.{decimals}f")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savetxt(f, flat, fmt=f"%.{decimals}f"), fsync=False)

@@ -7,7 +7,6 @@ The files carry no licence of their own, so handlib never ships them (data.md §
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from handlib.data.checksums import SHA256
+from handlib.fileio import sha256_file
 from handlib.data.label_files import read_label_file
 
 REPO = "xinghaochen/awesome-hand-pose-estimation"
@@ -137,14 +137,6 @@ def get_result(dataset: str, key: str) -> PublishedResult:
     raise KeyError(f"no published {dataset!r} result named {key!r}; known: {known}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _verified: set[Path] = set()
 
 
@@ -164,7 +156,7 @@ def published_path(relpath: str, download: bool = False) -> Path:
                 f"{COMMIT[:7]}), or point {ENV_VAR} at a folder that holds it.")
         _download(relpath, path)
     if path not in _verified:
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != SHA256[relpath]:
             raise ValueError(f"{path}: SHA-256 {digest} does not match the expected {SHA256[relpath]}; "
                              "delete the file and fetch it again")
@@ -181,7 +173,7 @@ def _download(relpath: str, path: Path) -> None:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
             while block := response.read(1 << 20):
                 f.write(block)
-        digest = _sha256(Path(tmp))
+        digest = sha256_file(Path(tmp))
         if digest != SHA256[relpath]:
             raise ValueError(f"download of {url} has SHA-256 {digest}, expected {SHA256[relpath]}")
         os.replace(tmp, path)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from handlib.fileio import atomic_write, sha256_file
 
 # Bump whenever rendering or sampling changes what a given (seed, index) produces.
 RENDER_VERSION = 1
@@ -32,28 +33,6 @@ def shard_path(root: Path, settings: dict) -> Path:
     return root / f"{settings['kind']}-{digest}.npz"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file)`` into a temp file beside ``path``, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_npz(f, arrays: dict[str, np.ndarray], level: int = 1) -> None:
     """An npz (readable by ``np.load``) deflated at a low level: a third of the time of
     ``np.savez_compressed`` for about 10 % more bytes."""
@@ -65,9 +44,9 @@ def _write_npz(f, arrays: dict[str, np.ndarray], level: int = 1) -> None:
 
 def save_shard(path: Path, settings: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write the npz, then the sidecar naming its checksum (the sidecar last: it marks complete)."""
-    _atomic_write(path, lambda f: _write_npz(f, arrays))
-    meta = {"settings": settings, "version": RENDER_VERSION, "sha256": _sha256(path)}
-    _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(path, lambda f: _write_npz(f, arrays))
+    meta = {"settings": settings, "version": RENDER_VERSION, "sha256": sha256_file(path)}
+    atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
 
 
 def load_shard(path: Path, settings: dict) -> dict[str, np.ndarray] | None:
@@ -81,7 +60,7 @@ def load_shard(path: Path, settings: dict) -> dict[str, np.ndarray] | None:
         return None
     if meta.get("settings") != settings or meta.get("version") != RENDER_VERSION:
         return None
-    if meta.get("sha256") != _sha256(path):
+    if meta.get("sha256") != sha256_file(path):
         return None
     with np.load(path) as data:
         return {k: data[k] for k in data.files}

@@ -1,7 +1,6 @@
 """``python -m handlib render`` (write synthetic frames to an npz) and ``bench render``."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handlib.fileio import atomic_write
 from handlib.joints import CONVENTIONS
 from handlib.synth.dataset import init_worker, worker_context
 from handlib.synth.poses import DOMAINS
@@ -59,12 +59,7 @@ def _run_render(args) -> int:
                                          "visible", "com", "cube", "transform")},
         "parts": batch["parts"].numpy().astype(np.uint8),
     }
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:  # temp file + rename: never a half-written npz
-        f.write(buffer.getvalue())
-    os.replace(tmp, out)
+    atomic_write(out, lambda f: np.savez_compressed(f, **arrays), fsync=False)  # never half-written
     print(f"wrote {args.n} frames ({args.size}x{args.size}, {args.domain}, joints {args.joints}) to {out}")
     return 0
 
