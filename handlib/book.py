@@ -156,6 +156,7 @@ def run_chapters(paths: list[Path], profile: str, dataset: str, data_root: str |
             Path(tmp).unlink(missing_ok=True)
             raise
         strip_volatile_metadata(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; chapters are ordinary readable files
         os.replace(tmp, target)
     return 0
 

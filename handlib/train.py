@@ -163,6 +163,10 @@ class TrainOptions:
     resume: bool = False               # continue from checkpoint_dir/last.pt
     stop_after_step: int | None = None  # stop (as if interrupted) after this global step
     progress: bool = True
+    # Online augmentation: batch dict -> batch dict, applied to each training batch on the device
+    # (never to validation/test). Draw randomness from torch's global RNG (or a generator saved
+    # elsewhere) so that resumed runs stay exact; name it in ``meta`` so resume checks it.
+    batch_transform: Callable[[dict], dict] | None = None
     meta: dict = field(default_factory=dict)  # model, variant, dataset, ...: checked on resume
 
 
@@ -336,6 +340,8 @@ def fit(model: nn.Module, loss_fn: Callable, predict_fn: Callable, train_set: Da
         for step in bar:
             tick = time.perf_counter()
             batch = _to_device(next(batches), device, options.channels_last)
+            if options.batch_transform is not None:  # may rebuild depth: restore the layout
+                batch = _to_device(options.batch_transform(batch), device, options.channels_last)
             got_batch = time.perf_counter()
             terms = _train_step(net, model, batch, loss_fn, forward, optimizer, scaler, amp_dtype, recipe)
             for k, v in terms.items():

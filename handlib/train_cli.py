@@ -64,11 +64,16 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
                      data_root: str = "", device: str | None = None, amp: str = "auto",
                      compile: bool = False, channels_last: bool = False, num_workers: int = 0,
                      selection: str = "best_val", results_dir: str | Path | None = None,
-                     write_results: bool = True, progress: bool = True):
-    """Train one registered model end to end; returns (record, TrainResult, model)."""
+                     write_results: bool = True, progress: bool = True, augment: bool | None = None):
+    """Train one registered model end to end; returns (record, TrainResult, model).
+
+    ``augment``: None applies the model's own online augmentation where it registers one for this
+    dataset (``ModelSpec.extra["training_augmentation"](dataset)``, e.g. CrossInfoNet's on real
+    data), False never augments, True requires it."""
     from handlib.results import make_record, write_record
 
     spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, epochs)
+    batch_transform = _augmentation(spec, dataset, augment)
     out = Path(out) if out else default_out_dir(model, variant, dataset, profile, seed)
     if resume and not (out / "last.pt").is_file():
         raise UsageError(f"--resume: no checkpoint {out / 'last.pt'} to resume from")
@@ -89,9 +94,11 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     forward = spec.extra.get("forward", default_forward)
     meta = {"model": model, "variant": variant, "dataset": dataset, "convention": convention,
             "profile": profile, "image_size": prof.image_size}
+    if batch_transform is not None:  # part of what is learnt: a resume must use the same
+        meta["augmentation"] = f"{model}.training_augmentation({dataset})"
     options = TrainOptions(seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile,
                            num_workers=num_workers, checkpoint_dir=out, resume=resume,
-                           progress=progress, meta=meta)
+                           progress=progress, batch_transform=batch_transform, meta=meta)
     result = fit(net, spec.loss, spec.predict, splits["train"], splits["val"], recipe, options, forward)
 
     if selection == "best_val" and result.best_state is not None:
@@ -101,10 +108,22 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     record = make_record(chapter=spec.chapter, model=model, variant=variant, dataset=dataset,
                          convention=convention, profile=profile, seed=seed, result=result,
                          test_metrics=test, recipe=recipe, selection=selection,
-                         extra={"world_size": ctx.world_size, "out": str(out)})
+                         extra={"world_size": ctx.world_size, "out": str(out),
+                                "augmentation": meta.get("augmentation")})
     if ctx.is_main and write_results:
         record["path"] = str(write_record(record, results_dir))
     return record, result, net
+
+
+def _augmentation(spec, dataset: str, augment: bool | None):
+    """The training batch transform for this run (None: no augmentation)."""
+    if augment is False:
+        return None
+    factory = spec.extra.get("training_augmentation")
+    transform = factory(dataset) if factory is not None else None
+    if augment and transform is None:
+        raise UsageError(f"model {spec.name!r} registers no online augmentation for dataset {dataset!r}")
+    return transform
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -136,6 +155,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     p.add_argument("--out", default=None, help="checkpoint folder (default runs/MODEL/VARIANT/DATASET/PROFILE/seedS)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="skip the model's online augmentation (applied by default on real data)")
     p.add_argument("--select", default="best_val", choices=("best_val", "last"),
                    help="weights evaluated on test: best validation epoch or last epoch")
     p.add_argument("--results-dir", default=None,
@@ -150,7 +171,7 @@ def run_train(args) -> int:
             epochs=args.epochs, convention=args.convention, out=args.out, resume=args.resume,
             data_root=args.data_root, device=args.device, amp=args.amp, compile=args.compile,
             channels_last=args.channels_last, num_workers=args.workers, selection=args.select,
-            results_dir=args.results_dir)
+            results_dir=args.results_dir, augment=args.augment)
         if distributed.current().is_main:
             best = record["best_val"]
             print(f"{record['model']}/{record['variant']} on {record['dataset']} ({record['profile']}, "

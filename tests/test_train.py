@@ -151,6 +151,26 @@ def test_resume_is_bit_identical(tmp_path, stop_at, amp):
     assert [h["val"] for h in result.history] == [h["val"] for h in ref_result.history]
 
 
+def noisy_depth(batch):
+    """A stand-in augmentation: random noise on the crop from the global RNG (so resume is exact)."""
+    noisy_depth.training_indices.extend(batch["index"].tolist())
+    return {**batch, "depth": batch["depth"] + 0.1 * torch.randn_like(batch["depth"])}
+
+
+def test_batch_transform_sees_training_batches_only_and_resumes_exactly(tmp_path):
+    noisy_depth.training_indices = []
+    plain, _ = run()
+    augmented, result = run(tmp_path / "ref", batch_transform=noisy_depth)
+    # Every training step went through it (44 // 8 = 5 steps of 8 per epoch); validation did not.
+    assert len(noisy_depth.training_indices) == 3 * 5 * 8
+    assert set(noisy_depth.training_indices) <= set(range(44))
+    assert any(not torch.equal(plain.state_dict()[k], v) for k, v in weights(augmented).items())
+    _, first = run(tmp_path / "run", batch_transform=noisy_depth, stop_after_step=7)
+    resumed, _ = run(tmp_path / "run", batch_transform=noisy_depth, resume=True)
+    for key, value in weights(augmented).items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+
+
 def test_resume_after_crash_uses_last_periodic_checkpoint(tmp_path):
     reference, _ = run(tmp_path / "ref")
     calls = {"n": 0}

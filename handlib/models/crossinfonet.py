@@ -259,6 +259,27 @@ def assemble_from_branches(outputs: dict) -> torch.Tensor:
     return joints
 
 
+def training_augmentation(dataset: str):
+    """The paper's online augmentation (§3.5; data.md §3.6) for training batches of a real dataset:
+    per sample one of CoM shift / in-plane rotation / cube scale / none, in the released script's
+    mode order and ranges (:mod:`handlib.data.augment`). None for the synthetic hands, whose renderer
+    already draws every pose, rotation and scale (the book profile trains without it).
+
+    The returned ``batch -> batch`` function draws from torch's global RNG, which training checkpoints
+    save, so an augmented run resumes exactly."""
+    if dataset == "synthetic":
+        return None
+    from handlib.data.augment import MSRA_MODES, NYU_MODES, AugmentConfig, augment_batch
+    from handlib.geometry import get_camera
+
+    camera = get_camera(dataset)              # the loaders' (training) intrinsics
+    config = AugmentConfig(modes=MSRA_MODES if dataset == "msra" else NYU_MODES)
+
+    def augment(batch: dict) -> dict:
+        return augment_batch(batch, camera, config)
+    return augment
+
+
 # The paper's recipe (§3.5; architectures.md §1.6): Adam 1e-3 × 0.96 per epoch, batch 128, 110
 # epochs (the released script loops 200 and keeps the best-on-test epoch), L2 1e-5 on conv / FC
 # weights only (the loop's parameter groups exempt BatchNorm and biases).
@@ -282,5 +303,6 @@ register_model(ModelSpec(
         "convention": "nyu",                          # synthetic runs use NYU-14 joints
         "inference_kwargs": {"with_heatmaps": False},  # what a test run computes (bench, summary)
         "paper_fps": 124.5,                           # Table 3, RTX 2080 Ti
+        "training_augmentation": training_augmentation,  # dataset -> batch transform or None
     },
 ))
