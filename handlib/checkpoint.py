@@ -46,9 +46,12 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 def check_compatible(checkpoint_meta: dict, expected_meta: dict, path: str | os.PathLike) -> None:
-    """Raise CheckpointError naming the first field (model, variant, recipe, ...) that differs."""
+    """Raise CheckpointError naming the first field (model, variant, recipe, ...) that differs.
+
+    A field absent from the checkpoint counts as None, so a run that sets a field to None (e.g. no
+    augmentation) matches checkpoints written before the field existed."""
     for key, want in expected_meta.items():
-        got = checkpoint_meta.get(key, "<missing>")
+        got = checkpoint_meta.get(key)
         if got != want:
             raise CheckpointError(f"checkpoint {path} was written for {key}={got!r}, "
                                   f"but this run has {key}={want!r}")

@@ -94,8 +94,9 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     forward = spec.extra.get("forward", default_forward)
     meta = {"model": model, "variant": variant, "dataset": dataset, "convention": convention,
             "profile": profile, "image_size": prof.image_size}
-    if batch_transform is not None:  # part of what is learnt: a resume must use the same
-        meta["augmentation"] = f"{model}.training_augmentation({dataset})"
+    # Part of what is learnt: a resume must use the same augmentation (None = none).
+    meta["augmentation"] = (f"{model}.training_augmentation({dataset})"
+                            if batch_transform is not None else None)
     options = TrainOptions(seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile,
                            num_workers=num_workers, checkpoint_dir=out, resume=resume,
                            progress=progress, batch_transform=batch_transform, meta=meta)

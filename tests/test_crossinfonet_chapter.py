@@ -80,6 +80,13 @@ def test_crossinfonet_trains_on_native_nyu_with_the_papers_augmentation(tiny_nyu
     assert resumed.global_step == result.global_step and len(augmented_batches) == 2
     assert again["test"]["mean_error_mm"] == pytest.approx(record["test"]["mean_error_mm"], rel=1e-5)
 
+    # Resuming the augmented run without augmentation would change what is learnt: refused.
+    with pytest.raises(checkpoint.CheckpointError, match="augmentation"):
+        train_and_record(
+            "crossinfonet", variant="cross_hm", dataset="nyu", data_root=str(tiny_nyu),
+            profile="smoke", seed=0, out=out, device="cpu", resume=True, augment=False,
+            write_results=False, progress=False)
+
 
 def test_augmentation_only_for_real_data_and_refused_when_absent():
     from handlib.cli import UsageError
