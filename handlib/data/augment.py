@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-from handlib.data.crop import clamp_depth_window, crop_joints, depth_to_mm
-from handlib.geometry import (Camera, com_to_box, crop_transform, normalize_depth, normalize_joints,
-                              transform_points_2d, uvd_to_xyz, xyz_to_uvd)
+from handlib.data.crop import clamp_depth_window, depth_to_mm, sample_fields
+from handlib.geometry import (Camera, com_to_box, crop_transform, transform_points_2d, uvd_to_xyz,
+                              xyz_to_uvd)
 
 MODES = ("com", "rot", "sc", "none")
 NYU_MODES = ("com", "rot", "none", "sc")    # order in CIN network/NYU/train_and_test.py
@@ -134,21 +134,11 @@ def augment_batch(batch: dict, cam: Camera, config: AugmentConfig = AugmentConfi
     joints_uvd = transform_points_2d(in_crop, torch.linalg.inv(m_old))
     joints_xyz = uvd_to_xyz(joints_uvd, cam)
 
-    f32 = torch.float32
     out = dict(batch)
     if "parts" in batch:
         # Part labels move with the pixels; -1 (unknown) wherever the warped crop is background.
         parts = _warp_nearest(batch["parts"].to(f64) + 1, dst_to_src) - 1
         out["parts"] = torch.where(warped > 0, parts, torch.full_like(parts, -1)).to(batch["parts"].dtype)
-    out.update({
-        "depth": normalize_depth(warped, new_com[:, 2], new_cube[:, 2]).unsqueeze(1).to(depth.dtype),
-        "joints": normalize_joints(joints_xyz, new_com, new_cube).to(f32),
-        "joints_xyz": joints_xyz.to(f32),
-        "joints_uvd": joints_uvd.to(f32),
-        "joints_crop": crop_joints(joints_uvd, m_new, new_com[:, 2], new_cube[:, 2]).to(f32),
-        "com": new_com.to(f32),
-        "cube": new_cube.to(f32),
-        "transform": m_new.to(f32),
-        "aug_mode": mode,
-    })
+    out.update(sample_fields(warped, joints_uvd, joints_xyz, new_com, new_cube, m_new, depth.dtype))
+    out["aug_mode"] = mode
     return out

@@ -125,13 +125,21 @@ def crop_batch(depth: torch.Tensor, joints_uvd: torch.Tensor, com_uvd: torch.Ten
     com_xyz = uvd_to_xyz(com_uvd, cam)
     joints_uvd = joints_uvd.to(torch.float64)
     joints_xyz = uvd_to_xyz(joints_uvd, cam)
+    return sample_fields(crop_mm.to(torch.float64), joints_uvd, joints_xyz, com_xyz, cube, m)
+
+
+def sample_fields(crop_mm: torch.Tensor, joints_uvd: torch.Tensor, joints_xyz: torch.Tensor,
+                  com_xyz: torch.Tensor, cube: torch.Tensor, m: torch.Tensor,
+                  depth_dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """The geometric keys of a batched sample (see :mod:`handlib.sample`) from a crop in mm, its
+    joints, centre, cube and crop transform; everything float32 except ``depth`` (``depth_dtype``)."""
     f32 = torch.float32
     return {
-        "depth": normalize_depth(crop_mm.to(torch.float64), com_uvd[:, 2], cube[:, 2]).unsqueeze(1).to(f32),
+        "depth": normalize_depth(crop_mm, com_xyz[:, 2], cube[:, 2]).unsqueeze(1).to(depth_dtype),
         "joints": normalize_joints(joints_xyz, com_xyz, cube).to(f32),
         "joints_xyz": joints_xyz.to(f32),
         "joints_uvd": joints_uvd.to(f32),
-        "joints_crop": crop_joints(joints_uvd, m, com_uvd[:, 2], cube[:, 2]).to(f32),
+        "joints_crop": crop_joints(joints_uvd, m, com_xyz[:, 2], cube[:, 2]).to(f32),
         "com": com_xyz.to(f32),
         "cube": cube.to(f32),
         "transform": m.to(f32),
