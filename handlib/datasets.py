@@ -78,3 +78,15 @@ def _evenly_spaced(total: int, count: int) -> list[int]:
     """``count`` indices spread over ``range(total)``: a capped split still covers every subject and
     sequence (NYU's first 2,440 test frames are all one subject)."""
     return [i * total // count for i in range(count)]
+
+
+def joint_statistics(dataset: Dataset, max_frames: int = 4096):
+    """Per-coordinate mean and standard deviation, each (J, 3), of the normalised joints
+    (``sample["joints"]``) over up to ``max_frames`` evenly spaced frames of ``dataset``."""
+    import torch
+
+    n = len(dataset)
+    if n < 2:
+        raise ValueError(f"joint_statistics needs at least 2 frames, the dataset has {n}")
+    joints = torch.stack([dataset[i]["joints"] for i in _evenly_spaced(n, min(n, max_frames))])
+    return joints.mean(0), joints.std(0)

@@ -91,12 +91,16 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     splits = _datasets(dataset, prof, convention, prof.image_size, 0, data_root)
     if ctx.is_main:
         distributed.barrier()
+    # Settings that start the network from the training data (a profile knob), before any resume.
+    init_from_data = spec.extra.get("data_dependent_init")
+    model_init = init_from_data(net, splits["train"], prof) if init_from_data else None
     forward = spec.extra.get("forward", default_forward)
     meta = {"model": model, "variant": variant, "dataset": dataset, "convention": convention,
             "profile": profile, "image_size": prof.image_size}
     # Part of what is learnt: a resume must use the same augmentation (None = none).
     meta["augmentation"] = (f"{model}.training_augmentation({dataset})"
                             if batch_transform is not None else None)
+    meta["model_init"] = model_init
     options = TrainOptions(seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile,
                            num_workers=num_workers, checkpoint_dir=out, resume=resume,
                            progress=progress, batch_transform=batch_transform, meta=meta)
@@ -110,7 +114,8 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
                          convention=convention, profile=profile, seed=seed, result=result,
                          test_metrics=test, recipe=recipe, selection=selection,
                          extra={"world_size": ctx.world_size, "out": str(out),
-                                "augmentation": meta.get("augmentation")})
+                                "augmentation": meta.get("augmentation"),
+                                "model_init": model_init})
     if ctx.is_main and write_results:
         record["path"] = str(write_record(record, results_dir))
     return record, result, net

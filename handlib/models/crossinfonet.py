@@ -29,11 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from handlib.datasets import joint_statistics
 from handlib.joints import JointConvention, get_convention
 from handlib.losses import crossinfonet_loss
 from handlib.models.blocks import (Bottleneck, ConvBN, LinearBN, fuse_batchnorm, resnet_stage,
                                    xavier_init)
 from handlib.models.registry import ModelSpec, register_model
+from handlib.profiles import Profile, check_choice
 from handlib.train import Recipe
 
 FPN_CHANNELS = 256
@@ -259,6 +261,40 @@ def assemble_from_branches(outputs: dict) -> torch.Tensor:
     return joints
 
 
+# How the BatchNorms that end the three regression heads start (profile knob ``output_init``):
+# "code": scale 1, shift 0 (the released code, what `full` trains with); "target_stats": shift =
+# the training targets' mean and scale = their spread, per coordinate. With scale 1 the first
+# predictions spread ~5x wider than the normalised joints (std ~0.2), and Adam shrinks a scale by
+# about one learning rate per step: hundreds of steps spent on the scale alone, which a short CPU
+# budget does not have (measured in the chapter).
+OUTPUT_INITS = ("code", "target_stats")
+
+
+@torch.no_grad()
+def init_outputs_from_targets(net: CrossInfoNet, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Start each regression head's output BatchNorm at the targets' statistics: shift = ``mean``,
+    scale = ``std`` (both (J, 3), the dataset's joint order), the palm / finger heads at their
+    subsets. The first predictions then have the targets' mean and spread."""
+    expected = (net.convention.num_joints, 3)
+    if tuple(mean.shape) != expected or tuple(std.shape) != expected:
+        raise ValueError(f"target mean and std must have shape {expected}, got "
+                         f"{tuple(mean.shape)} and {tuple(std.shape)}")
+    heads = ((net.hand_head, slice(None)), (net.palm_branch.joints, net.palm_joints),
+             (net.finger_branch.joints, net.finger_joints))
+    for head, joints in heads:
+        head.bn.bias.copy_(mean[joints].reshape(-1))
+        head.bn.weight.copy_(std[joints].reshape(-1))
+
+
+def data_dependent_init(net: CrossInfoNet, train_set, profile: Profile) -> str:
+    """Apply the profile's ``output_init`` (default "code") to a freshly built network; returns the
+    setting's name, which the run records and a resume checks."""
+    mode = check_choice("output_init", profile.extra.get("output_init", "code"), OUTPUT_INITS)
+    if mode == "target_stats":
+        init_outputs_from_targets(net, *joint_statistics(train_set))
+    return mode
+
+
 def training_augmentation(dataset: str):
     """The paper's online augmentation (§3.5; data.md §3.6) for training batches of a real dataset:
     per sample one of CoM shift / in-plane rotation / cube scale / none, in the released script's
@@ -304,5 +340,6 @@ register_model(ModelSpec(
         "inference_kwargs": {"with_heatmaps": False},  # what a test run computes (bench, summary)
         "paper_fps": 124.5,                           # Table 3, RTX 2080 Ti
         "training_augmentation": training_augmentation,  # dataset -> batch transform or None
+        "data_dependent_init": data_dependent_init,   # (net, train split, profile) -> setting name
     },
 ))
