@@ -80,13 +80,19 @@ def _evenly_spaced(total: int, count: int) -> list[int]:
     return [i * total // count for i in range(count)]
 
 
+def stack_fields(dataset: Dataset, keys: tuple[str, ...], max_frames: int = 4096) -> dict:
+    """{key: (N, ...) tensor} of the sample fields ``keys`` over N = up to ``max_frames`` evenly
+    spaced frames of ``dataset``, read in one pass."""
+    import torch
+
+    samples = [dataset[i] for i in _evenly_spaced(len(dataset), min(len(dataset), max_frames))]
+    return {key: torch.stack([sample[key] for sample in samples]) for key in keys}
+
+
 def joint_statistics(dataset: Dataset, max_frames: int = 4096):
     """Per-coordinate mean and standard deviation, each (J, 3), of the normalised joints
     (``sample["joints"]``) over up to ``max_frames`` evenly spaced frames of ``dataset``."""
-    import torch
-
-    n = len(dataset)
-    if n < 2:
-        raise ValueError(f"joint_statistics needs at least 2 frames, the dataset has {n}")
-    joints = torch.stack([dataset[i]["joints"] for i in _evenly_spaced(n, min(n, max_frames))])
+    if len(dataset) < 2:
+        raise ValueError(f"joint_statistics needs at least 2 frames, the dataset has {len(dataset)}")
+    joints = stack_fields(dataset, ("joints",), max_frames)["joints"]
     return joints.mean(0), joints.std(0)

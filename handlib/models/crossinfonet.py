@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handlib.datasets import joint_statistics
+from handlib.datasets import stack_fields
 from handlib.joints import JointConvention, get_convention
-from handlib.losses import crossinfonet_loss
+from handlib.losses import crossinfonet_heatmap_targets, crossinfonet_loss
 from handlib.models.blocks import (Bottleneck, ConvBN, LinearBN, fuse_batchnorm, resnet_stage,
                                    xavier_init)
 from handlib.models.registry import ModelSpec, register_model
@@ -261,12 +261,13 @@ def assemble_from_branches(outputs: dict) -> torch.Tensor:
     return joints
 
 
-# How the BatchNorms that end the three regression heads start (profile knob ``output_init``):
-# "code": scale 1, shift 0 (the released code, what `full` trains with); "target_stats": shift =
-# the training targets' mean and scale = their spread, per coordinate. With scale 1 the first
-# predictions spread ~5x wider than the normalised joints (std ~0.2), and Adam shrinks a scale by
-# about one learning rate per step: hundreds of steps spent on the scale alone, which a short CPU
-# budget does not have (measured in the chapter).
+# How the BatchNorms that end every output (coordinates and heat maps) start (profile knob
+# ``output_init``): "code": scale 1, shift 0 (the released code, what `full` trains with);
+# "target_stats": shift = the training targets' mean and scale = their spread, per output channel.
+# With scale 1 the first coordinates spread ~5x wider than the normalised joints (std ~0.2) and the
+# heat maps ~16x wider than their targets (std ~0.06), and Adam shrinks a scale by about one learning
+# rate per step: hundreds of steps spent on the scales alone, which a short CPU budget does not have
+# (measured in the chapter).
 OUTPUT_INITS = ("code", "target_stats")
 
 
@@ -275,15 +276,29 @@ def init_outputs_from_targets(net: CrossInfoNet, mean: torch.Tensor, std: torch.
     """Start each regression head's output BatchNorm at the targets' statistics: shift = ``mean``,
     scale = ``std`` (both (J, 3), the dataset's joint order), the palm / finger heads at their
     subsets. The first predictions then have the targets' mean and spread."""
-    expected = (net.convention.num_joints, 3)
+    _init_output_bns(net, mean, std, (net.convention.num_joints, 3), (
+        (net.hand_head.bn, slice(None)), (net.palm_branch.joints.bn, net.palm_joints),
+        (net.finger_branch.joints.bn, net.finger_joints)))
+
+
+@torch.no_grad()
+def init_heatmaps_from_targets(net: CrossInfoNet, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """The same for the heat-map heads (``*_hm`` variants): ``mean`` and ``std`` (J,) are each
+    joint's heat-map target statistics over frames and pixels."""
+    if not net.variant.heatmaps:
+        raise ValueError(f"variant {net.variant.name} has no heat-map heads")
+    _init_output_bns(net, mean, std, (net.convention.num_joints,), (
+        (net.heatmap_head[1].bn, slice(None)), (net.palm_heatmap_head.maps.bn, net.palm_joints),
+        (net.finger_heatmap_head.maps.bn, net.finger_joints)))
+
+
+def _init_output_bns(net, mean, std, expected, heads) -> None:
     if tuple(mean.shape) != expected or tuple(std.shape) != expected:
         raise ValueError(f"target mean and std must have shape {expected}, got "
                          f"{tuple(mean.shape)} and {tuple(std.shape)}")
-    heads = ((net.hand_head, slice(None)), (net.palm_branch.joints, net.palm_joints),
-             (net.finger_branch.joints, net.finger_joints))
-    for head, joints in heads:
-        head.bn.bias.copy_(mean[joints].reshape(-1))
-        head.bn.weight.copy_(std[joints].reshape(-1))
+    for bn, joints in heads:
+        bn.bias.copy_(mean[joints].reshape(-1))
+        bn.weight.copy_(std[joints].reshape(-1))
 
 
 def data_dependent_init(net: CrossInfoNet, train_set, profile: Profile) -> str:
@@ -291,7 +306,13 @@ def data_dependent_init(net: CrossInfoNet, train_set, profile: Profile) -> str:
     setting's name, which the run records and a resume checks."""
     mode = check_choice("output_init", profile.extra.get("output_init", "code"), OUTPUT_INITS)
     if mode == "target_stats":
-        init_outputs_from_targets(net, *joint_statistics(train_set))
+        if len(train_set) < 2:
+            raise ValueError(f"output_init 'target_stats' needs at least 2 training frames, got {len(train_set)}")
+        fields = stack_fields(train_set, ("joints", "joints_crop"))
+        init_outputs_from_targets(net, fields["joints"].mean(0), fields["joints"].std(0))
+        if net.variant.heatmaps:
+            maps = crossinfonet_heatmap_targets(fields["joints_crop"], net.image_size)  # (N, J, H, H)
+            init_heatmaps_from_targets(net, maps.mean((0, 2, 3)), maps.std((0, 2, 3)))
     return mode
 
 
