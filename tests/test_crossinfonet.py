@@ -7,7 +7,10 @@ import torch
 
 from handlib.models import bench, summary
 from handlib.models.crossinfonet import (VARIANTS, CrossInfoNet, assemble_from_branches,
-                                         get_variant)
+                                         data_dependent_init, get_variant,
+                                         init_heatmaps_from_targets, init_outputs_from_targets)
+from handlib.losses import crossinfonet_heatmap_targets
+from handlib.profiles import get_profile
 from handlib.models.registry import get_model_spec
 from handlib.train import build_optimizer, parameter_groups
 
@@ -147,6 +150,67 @@ def test_a_few_training_steps_lower_the_loss():
         optimizer.step()
         losses.append(total.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_output_init_from_targets_starts_predictions_at_the_targets_mean_and_spread():
+    torch.manual_seed(0)
+    model = CrossInfoNet("base", "nyu", image_size=32).train()
+    mean = torch.linspace(-0.3, 0.3, 42).reshape(14, 3)
+    std = torch.linspace(0.05, 0.4, 42).reshape(14, 3)
+    init_outputs_from_targets(model, mean, std)
+    with torch.no_grad():
+        out = model(_batch(size=64, image_size=32, seed=3)["depth"])
+    # Training-mode BatchNorm normalises each output over the batch, then applies shift and scale.
+    for key, joints in (("hand", slice(None)), ("palm", model.palm_joints),
+                        ("finger", model.finger_joints)):
+        assert torch.allclose(out[key].mean(0), mean[joints], atol=1e-5), key
+        assert torch.allclose(out[key].std(0, unbiased=False), std[joints], rtol=1e-2), key
+    with pytest.raises(ValueError, match=r"shape \(14, 3\)"):
+        init_outputs_from_targets(model, mean[:5], std)
+
+
+def test_heatmap_init_from_targets_starts_maps_at_each_joints_mean_and_spread():
+    torch.manual_seed(0)
+    model = CrossInfoNet("cross_hm", "nyu", image_size=32).train()
+    mean, std = torch.linspace(0.0, 0.02, 14), torch.linspace(0.03, 0.09, 14)
+    init_heatmaps_from_targets(model, mean, std)
+    with torch.no_grad():
+        out = model(_batch(size=32, image_size=32, seed=4)["depth"])
+    maps = out["heatmap"]                                          # (B, 14, 8, 8)
+    assert torch.allclose(maps.mean((0, 2, 3)), mean, atol=1e-5)
+    assert torch.allclose(maps.std((0, 2, 3), unbiased=False), std, rtol=1e-2)
+    # Palm / finger maps: BatchNorm at 12x12 (here 2x2), then a bilinear upsample that keeps the mean.
+    assert torch.allclose(out["palm_heatmap"].mean((0, 2, 3)), mean[model.palm_joints], atol=1e-5)
+    assert torch.allclose(out["finger_heatmap"].mean((0, 2, 3)), mean[model.finger_joints], atol=1e-5)
+    with pytest.raises(ValueError, match="has no heat-map heads"):
+        init_heatmaps_from_targets(CrossInfoNet("cross", "nyu", image_size=32), mean, std)
+
+
+def test_output_init_setting_chooses_between_the_code_and_target_statistics():
+    from dataclasses import replace
+    from handlib.synth.dataset import SyntheticHands
+    train = SyntheticHands(split="train", n=8, size=32, convention="nyu", seed=0)
+    book = get_profile("book", "crossinfonet")
+    assert book.extra["output_init"] == "target_stats"
+    assert get_profile("full", "crossinfonet").extra["output_init"] == "code"
+
+    torch.manual_seed(0)
+    released = CrossInfoNet("cross", "nyu", image_size=32)
+    assert data_dependent_init(released, train, get_profile("full", "crossinfonet")) == "code"
+    assert torch.equal(released.hand_head.bn.weight, torch.ones(42))       # the code's BN start
+    assert data_dependent_init(released, train, book) == "target_stats"
+    joints = torch.stack([train[i]["joints"] for i in range(8)])
+    assert torch.allclose(released.hand_head.bn.weight, joints.std(0).reshape(-1))
+    assert torch.allclose(released.hand_head.bn.bias, joints.mean(0).reshape(-1))
+    guided = CrossInfoNet("cross_hm", "nyu", image_size=32)
+    data_dependent_init(guided, train, book)
+    crops = torch.stack([train[i]["joints_crop"] for i in range(8)])
+    maps = crossinfonet_heatmap_targets(crops, 32, 8)
+    assert torch.allclose(guided.heatmap_head[1].bn.weight, maps.std((0, 2, 3)))
+    assert torch.allclose(guided.finger_heatmap_head.maps.bn.bias,
+                          maps.mean((0, 2, 3))[guided.finger_joints])
+    with pytest.raises(ValueError, match="unknown output_init 'zeros'"):
+        data_dependent_init(released, train, replace(book, extra={"output_init": "zeros"}))
 
 
 def test_recipe_is_the_papers_and_decays_only_conv_and_fc_weights(released_model):

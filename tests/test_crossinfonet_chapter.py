@@ -72,6 +72,7 @@ def test_crossinfonet_trains_on_native_nyu_with_the_papers_augmentation(tiny_nyu
     assert all(math.isfinite(v) for v in result.history[0]["train"].values())
     assert {"L_ht", "L_bp", "L_bf", "L_a", "L_ep", "L_ef"} <= set(result.history[0]["train"])
     assert checkpoint.load(out / "last.pt")["meta"]["augmentation"] == record["extra"]["augmentation"]
+    assert record["extra"]["model_init"] == "code"      # TINY_SIZES names no output_init
 
     # A finished run resumes with no epochs left: weights loaded, same test error, no new steps.
     again, resumed, _ = train_and_record(
@@ -86,6 +87,15 @@ def test_crossinfonet_trains_on_native_nyu_with_the_papers_augmentation(tiny_nyu
             "crossinfonet", variant="cross_hm", dataset="nyu", data_root=str(tiny_nyu),
             profile="smoke", seed=0, out=out, device="cpu", resume=True, augment=False,
             write_results=False, progress=False)
+
+    # So would resuming it with the output layers started from the targets' statistics.
+    monkeypatch.setitem(profiles.CHAPTER_OVERRIDES["crossinfonet"], "smoke",
+                        {**TINY_SIZES, "output_init": "target_stats"})
+    with pytest.raises(checkpoint.CheckpointError, match="model_init"):
+        train_and_record(
+            "crossinfonet", variant="cross_hm", dataset="nyu", data_root=str(tiny_nyu),
+            profile="smoke", seed=0, out=out, device="cpu", resume=True, write_results=False,
+            progress=False)
 
 
 def test_augmentation_only_for_real_data_and_refused_when_absent():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from handlib.datasets import build_datasets
+from handlib.datasets import build_datasets, joint_statistics
 from handlib.profiles import Profile
 from handlib.sample import check_sample
 
@@ -30,3 +30,14 @@ def test_real_data_errors_name_the_problem():
         build_datasets("hands17", TINY, "hands17", 32, 0, data_root="/nowhere")
     with pytest.raises(ValueError, match="unknown dataset"):
         build_datasets("coco", TINY, "nyu", 32, 0)
+
+
+def test_joint_statistics_are_the_mean_and_spread_of_evenly_spaced_frames():
+    frames = [{"joints": torch.full((14, 3), float(i))} for i in range(10)]
+    mean, std = joint_statistics(frames)
+    assert torch.allclose(mean, torch.full((14, 3), 4.5))
+    assert torch.allclose(std, torch.full((14, 3), torch.arange(10.0).std().item()))
+    mean, _ = joint_statistics(frames, max_frames=5)           # frames 0, 2, 4, 6, 8
+    assert torch.allclose(mean, torch.full((14, 3), 4.0))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        joint_statistics(frames[:1])

@@ -311,7 +311,8 @@ def data_dependent_init(net: CrossInfoNet, train_set, profile: Profile) -> str:
         fields = stack_fields(train_set, ("joints", "joints_crop"))
         init_outputs_from_targets(net, fields["joints"].mean(0), fields["joints"].std(0))
         if net.variant.heatmaps:
-            maps = crossinfonet_heatmap_targets(fields["joints_crop"], net.image_size)  # (N, J, H, H)
+            maps = crossinfonet_heatmap_targets(fields["joints_crop"], net.image_size,
+                                                net.image_size // 4)            # (N, J, S/4, S/4)
             init_heatmaps_from_targets(net, maps.mean((0, 2, 3)), maps.std((0, 2, 3)))
     return mode
 
