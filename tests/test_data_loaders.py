@@ -6,7 +6,7 @@ from PIL import Image
 
 from handlib.data import hands17, icvl, msra, nyu
 from handlib.data.base import DatasetFormatError
-from handlib.geometry import get_camera, uvd_to_xyz, xyz_to_uvd
+from handlib.geometry import get_camera, uvd_to_xyz
 from handlib.sample import check_sample
 from test_data_crop import disk_hand, on_hand_fraction
 

@@ -5,7 +5,6 @@ The tiny model and dataset here are also imported by the torchrun worker of test
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch

@@ -65,7 +65,6 @@ def render_params(params: PoseParams, keys: torch.Tensor, domain: str, size: int
 
 
 def _render_params(params, keys, domain, size, cube, sensor) -> dict:
-    batch = params.theta.shape[0]
     rotation = global_rotation(params.pose[:, 0], params.pose[:, 1], params.pose[:, 2])
     points, (a, b, radius) = forward_kinematics(params.theta, params.shape, rotation, params.pose[:, 3:])
     com = joint_mean(points) + params.com_offset

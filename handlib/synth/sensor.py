@@ -77,7 +77,7 @@ class SensorModel:
 
     def _background(self, depth, com, cube, keys):
         """With probability p a tilted plane (wall / table) at cz + (0.25..0.85) C behind the hand."""
-        batch, size = depth.shape[0], depth.shape[-1]
+        size = depth.shape[-1]
         rng = FrameRandom(keys)
         u = rng.uniform(4)
         present = u[:, 0] < self.background_probability
@@ -92,7 +92,7 @@ class SensorModel:
         return torch.where(depth > 0, depth, plane)
 
     def _dropout(self, depth, theta, com, cube, keys):
-        batch, size = depth.shape[0], depth.shape[-1]
+        size = depth.shape[-1]
         shape = (size, size)
         valid = depth > 0
         grazing = torch.sigmoid((torch.rad2deg(theta.double()) - self.grazing_deg) / 3.0).float()
