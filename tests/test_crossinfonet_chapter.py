@@ -105,3 +105,34 @@ def test_augmentation_only_for_real_data_and_refused_when_absent():
     with pytest.raises(UsageError, match="no online augmentation for dataset 'synthetic'"):
         train_and_record("crossinfonet", dataset="synthetic", profile="smoke", augment=True,
                          progress=False)
+
+
+def test_chapter_runs_end_to_end_on_native_nyu(tmp_path):
+    """The whole chapter, smoke profile, on a tiny NYU folder: real-data loading, the paper's
+    augmentation in all four variants' training, tables and figures on real test frames."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "nyu"
+    train_frames = profiles.get_profile("smoke", "crossinfonet").val_frames + 40   # 40 left to train on
+    write_nyu_split(root, "train", train_frames, seed=0)
+    write_nyu_split(root, "test", 16, seed=1)
+    out = tmp_path / "executed"
+    env = {**os.environ, "HANDLIB_RESULTS_DIR": str(tmp_path / "results")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "handlib", "book", "run", "--profile", "smoke", "--chapter", "crossinfonet",
+         "--dataset", "nyu", "--data-root", str(root), "--out", str(out)],
+        cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    notebook = json.loads(next(out.glob("*crossinfonet.ipynb")).read_text())
+    text = "".join("".join(o.get("text", "")) for c in notebook["cells"] if c["cell_type"] == "code"
+                   for o in c.get("outputs", []))
+    assert "profile 'smoke': nyu data, 40 training" in text
+    assert not any(o.get("output_type") == "error" for c in notebook["cells"] for o in c.get("outputs", []))
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")]
+    assert sorted(r["variant"] for r in records) == ["base", "base_hm", "cross", "cross_hm"]
+    assert all(r["dataset"] == "nyu" and r["test"]["frames"] == 16 for r in records)
+    assert all(r["extra"]["augmentation"] == "crossinfonet.training_augmentation(nyu)" for r in records)
