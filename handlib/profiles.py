@@ -42,7 +42,8 @@ PROFILES: dict[str, Profile] = {
 CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
     # CrossInfoNet (Cross+HM) trains at ~10 samples/s on one CPU thread, Base at ~14 (two runs side by
     # side, one thread each, is the fastest way to use 2 cores). The book budget: 4 variants x 3
-    # seeds x 2,400 frames x 3 epochs at batch 16 (450 steps per run), ~1 h on two such lanes. Batch 16
+    # seeds x 2,400 frames x 3 epochs at batch 16 (450 steps per run): measured 43 min on two such lanes,
+    # 59 min when the chapter trains all 12 itself (2 threads, clean clone, empty cache). Batch 16
     # buys steps: the paper's 128 would give 56. `output_init="target_stats"` starts the output
     # BatchNorms at the targets' mean / spread (see handlib.models.crossinfonet.OUTPUT_INITS): with
     # the code's scale 1, 225 steps left every variant above the crop-centre error.
