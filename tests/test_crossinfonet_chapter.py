@@ -6,7 +6,12 @@ The sizes are shrunk for the test with a monkeypatched chapter override (seconds
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,12 +115,6 @@ def test_augmentation_only_for_real_data_and_refused_when_absent():
 def test_chapter_runs_end_to_end_on_native_nyu(tmp_path):
     """The whole chapter, smoke profile, on a tiny NYU folder: real-data loading, the paper's
     augmentation in all four variants' training, tables and figures on real test frames."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = tmp_path / "nyu"
     train_frames = profiles.get_profile("smoke", "crossinfonet").val_frames + 40   # 40 left to train on
     write_nyu_split(root, "train", train_frames, seed=0)
