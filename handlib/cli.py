@@ -4,6 +4,10 @@ A module listed in ``COMMAND_MODULES`` defines ``add_commands(subparsers)``; one
 ``BENCH_MODULES`` defines ``add_bench(subparsers)`` for ``python -m handlib bench ...``.
 Each registered sub-parser sets ``func`` (called with the parsed args, returns an exit code).
 Bad choices exit with code 2 and argparse's list of valid values.
+
+Building the parser must stay light (``python -m handlib --help`` imports no torch or numpy): those
+modules import heavy things inside the command functions, and take their choices from light
+modules or from static lists that tests/test_cli_help.py checks against the real ones.
 """
 from __future__ import annotations
 
@@ -39,6 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     """Bad user input detected after parsing; reported with exit code 2."""
+
+
+# The names handlib.models.registry.model_names() returns, listed here so that help texts need not
+# import the models (torch). tests/test_cli_help.py checks that the two agree.
+MODEL_NAMES = ("crossinfonet",)
+
+
+class ModelChoices:
+    """``choices=`` for a registered model name: help lists :data:`MODEL_NAMES` (no torch import);
+    a parsed value is checked against the real registry (so models registered at run time count)."""
+
+    def __iter__(self):
+        return iter(MODEL_NAMES)
+
+    def __contains__(self, name) -> bool:
+        from handlib.models.registry import model_names
+
+        return name in model_names()
 
 
 def main(argv: list[str] | None = None) -> int:

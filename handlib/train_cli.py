@@ -4,6 +4,9 @@
 registry, build the profile's datasets, :func:`handlib.train.fit`, evaluate the selected weights on
 the test split, write the results record. Under ``torchrun`` every process runs it; rank 0 alone
 prints and writes.
+
+Building the parser imports no torch (``python -m handlib --help`` stays fast): the training modules
+are imported by the functions that run.
 """
 from __future__ import annotations
 
@@ -11,14 +14,18 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from handlib import distributed
-from handlib.cli import UsageError
-from handlib.datasets import build_datasets
-from handlib.device import seed_everything
+from handlib.cli import ModelChoices, UsageError
 from handlib.profiles import DATASET_NAMES, PROFILE_NAMES, get_profile
-from handlib.train import AMP_MODES, Recipe, TrainOptions, default_forward, evaluate, fit, recipe_for_profile
 
 REAL_DATASETS = ("nyu", "icvl", "msra", "hands17")
+AMP_MODES = ("auto", "off", "bf16", "fp16")   # = handlib.train.AMP_MODES (tests/test_cli_help.py)
+
+
+def build_datasets(*args, **kwargs):
+    """:func:`handlib.datasets.build_datasets`, imported on first use (a seam tests replace)."""
+    from handlib.datasets import build_datasets as build
+
+    return build(*args, **kwargs)
 
 
 def default_out_dir(model: str, variant: str, dataset: str, profile: str, seed: int) -> Path:
@@ -29,6 +36,8 @@ def resolve_run(model: str, variant: str | None, dataset: str, profile: str, con
                 epochs: int | None):
     """(spec, variant, profile object, recipe, convention) for a run, or UsageError naming the bad value."""
     from handlib.models.registry import get_model_spec
+    from handlib.train import Recipe, recipe_for_profile
+
     try:
         spec = get_model_spec(model)
     except ValueError as err:
@@ -70,7 +79,10 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     ``augment``: None applies the model's own online augmentation where it registers one for this
     dataset (``ModelSpec.extra["training_augmentation"](dataset)``, e.g. CrossInfoNet's on real
     data), False never augments, True requires it."""
+    from handlib import distributed
+    from handlib.device import seed_everything
     from handlib.results import make_record, write_record
+    from handlib.train import TrainOptions, default_forward, evaluate, fit
 
     spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, epochs)
     batch_transform = _augmentation(spec, dataset, augment)
@@ -135,8 +147,7 @@ def _augmentation(spec, dataset: str, augment: bool | None):
 # --- CLI ------------------------------------------------------------------------------------------
 
 def _add_run_options(parser) -> None:
-    from handlib.models.registry import model_names
-    parser.add_argument("model", choices=model_names(), help="registered model name")
+    parser.add_argument("model", choices=ModelChoices(), help="registered model name")
     parser.add_argument("--variant", default=None, help="model variant (default: the paper's full model)")
     parser.add_argument("--dataset", default="synthetic", choices=DATASET_NAMES)
     parser.add_argument("--profile", default="book", choices=PROFILE_NAMES)
@@ -171,6 +182,8 @@ def add_commands(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    from handlib import distributed
+
     try:
         record, _, _ = train_and_record(
             args.model, variant=args.variant, dataset=args.dataset, profile=args.profile, seed=args.seed,
@@ -207,6 +220,9 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="smoke
                 data_root="", device=None, amp="auto", compile=False, channels_last=False,
                 num_workers=0, steps=10, batch_size=None, progress=False) -> dict:
     """Measured training throughput of a registered model: {"samples_per_s", "data_wait_fraction", ...}."""
+    from handlib.device import seed_everything
+    from handlib.train import TrainOptions, default_forward, fit
+
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
     spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, 2)

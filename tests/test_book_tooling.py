@@ -63,10 +63,12 @@ def _chapter_notebooks():
     return list(book.chapters().values())
 
 
-def _install_line():
-    config = yaml.safe_load((REPO / "_config.yml").read_text())
-    return (f'%pip install -q "handlib @ git+{config["repository"]["url"]}'
-            f'@v{handlib.__version__}"')
+def test_install_cell_names_the_configured_repository_and_the_book_version():
+    source = book.install_cell_source()
+    url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
+    assert f'"handlib @ git+{url}" + ref' in source
+    assert f'for ref in ("@v{handlib.__version__}", ""):' in source   # the tag, then the default branch
+    assert "import torch" not in source and "\"torch" not in source    # never installs torch
 
 
 def test_toc_lists_only_existing_files():
@@ -81,8 +83,7 @@ def test_chapter_conventions(notebook):
     code = [c for c in nb.cells if c.cell_type == "code"]
     setup, params = code[0], code[1]
     assert "setup" in setup.metadata.get("tags", [])
-    assert _install_line() in setup.source, "install cell must pin the book's repo URL and version"
-    assert "import torch" not in setup.source and "pip install -q torch" not in setup.source
+    assert setup.source == book.install_cell_source(), "install cell differs from book.install_cell_source()"
     assert "parameters" in params.metadata.get("tags", [])
     for name in ("profile", "dataset", "data_root"):
         assert re.search(rf"^{name}\s*=", params.source, re.M), name
@@ -167,3 +168,20 @@ def test_failed_chapter_names_chapter_and_cell(tmp_path, capsys):
     assert "07_broken" in err and "cell 1" in err and "ValueError: boom" in err
     assert not (out / path.name).exists(), "a failed run must not leave a half-written chapter"
     assert not list(out.glob(".*.ipynb")), "temporary notebook left behind"
+
+
+def test_intro_lists_written_chapters_and_marks_the_rest_in_preparation():
+    """Every numbered paper in the intro either links an existing chapter in _toc.yml or says it is in
+    preparation; every chapter in _toc.yml is linked from the intro."""
+    intro = (REPO / "book" / "intro.md").read_text()
+    items = re.findall(r"^\d\. (.*?)(?=^\d\. |^\s*$)", intro, re.M | re.S)
+    assert len(items) == 5, items
+    toc = set(book.toc_files())
+    linked = set()
+    for item in items:
+        links = re.findall(r"\]\(([\w.]+)\.ipynb\)", item)
+        assert bool(links) != ("In preparation" in item), item
+        linked.update(f"book/{name}" for name in links)
+    linked.update(f"book/{name}" for name in re.findall(r"\]\(([\w.]+)\.ipynb\)", intro))
+    assert linked <= toc, linked - toc
+    assert toc - {"book/intro"} <= linked, toc - linked

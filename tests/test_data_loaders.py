@@ -60,7 +60,7 @@ def test_nyu_fixture(tmp_path):
     assert np.allclose(given[1]["com"].numpy(), ds[1]["com"].numpy())
     with pytest.raises(ValueError, match="split='test'"):
         nyu.NYUDataset(tmp_path, "test", subject="C")
-    with pytest.raises(DatasetFormatError, match="joint_data.mat not found"):
+    with pytest.raises(DatasetFormatError, match="has no folder train/"):
         nyu.NYUDataset(tmp_path, "train")
 
 

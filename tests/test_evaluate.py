@@ -1,10 +1,10 @@
-"""The evaluate CLI and the published-results registry, on the files in ../shared (never the network)."""
+"""The evaluate CLI and the published-results registry, on the published files found where the library
+looks for them (fixture ``published_dir``; never the network)."""
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from pathlib import Path
 
 import argparse
 import sys
@@ -14,20 +14,8 @@ from handlib.data import cli as data_cli
 from handlib.data import published
 from handlib.data.checksums import SHA256
 from handlib.data.label_files import write_label_file
+REPO_ROOT = Path(__file__).resolve().parents[1]
 from test_metrics import awesome_reference
-
-SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "published"
-          / "awesome-hand-pose-estimation" / published.COMMIT).resolve()
-# CI always has ../shared beside the clone: there a missing copy is a failure, not a skip.
-if os.environ.get("CI") and not SHARED.is_dir():
-    raise RuntimeError(f"published files not at {SHARED}: CI must run with ../shared beside the clone")
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"published files not at {SHARED}")
-
-
-@pytest.fixture(autouse=True)
-def published_dir(monkeypatch):
-    monkeypatch.setenv(published.ENV_VAR, str(SHARED))
-
 
 def main(argv):
     """``python -m handlib`` restricted to this area's commands (others' modules may be mid-edit)."""
@@ -41,22 +29,20 @@ def main(argv):
         return 2
 
 
-def pred_path(dataset, key):
-    return str(SHARED / published.get_result(dataset, key).file)
+def pred_path(folder, dataset, key):
+    return str(folder / published.get_result(dataset, key).file)
 
 
-@needs_shared
-def test_crossinfonet_nyu_prints_paper_value(capsys):
-    assert main(["evaluate", "nyu", pred_path("nyu", "CrossInfoNet")]) == 0
+def test_crossinfonet_nyu_prints_paper_value(capsys, published_dir):
+    assert main(["evaluate", "nyu", pred_path(published_dir, "nyu", "CrossInfoNet")]) == 0
     out = capsys.readouterr().out
     assert "mean error: 10.08 mm" in out
     assert "Palm" in out and "<= 80 mm" in out
 
 
-@needs_shared
 @pytest.mark.parametrize("dataset,key", [("nyu", "CrossInfoNet"), ("icvl", "V2V"), ("icvl", "LRF")])
-def test_json_matches_reference(capsys, dataset, key):
-    assert main(["evaluate", dataset, pred_path(dataset, key), "--json"]) == 0
+def test_json_matches_reference(capsys, published_dir, dataset, key):
+    assert main(["evaluate", dataset, pred_path(published_dir, dataset, key), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"frames", "joints", "mean_mm", "per_joint_mm", "success_max_frame"}
     assert list(result["success_max_frame"]) == ["10", "20", "30", "40", "50", "80"]
@@ -162,7 +148,7 @@ def test_missing_pred_file(capsys, gt_file, tmp_path):
 def test_printed_rows_match_paper_tables_and_files():
     import csv
     from handlib.data import printed
-    table = SHARED.parents[2] / "paper_tables.csv"
+    table = REPO_ROOT / "data" / "paper_tables.csv"
     for r in printed.PRINTED:
         if r.key is not None:
             published.get_result(r.dataset, r.key)       # every mapped key is registered
@@ -172,8 +158,7 @@ def test_printed_rows_match_paper_tables_and_files():
     assert all(r.value_mm in values for r in printed.PRINTED)
 
 
-@needs_shared
-def test_printed_rows_recompute_to_the_printed_digits():
+def test_printed_rows_recompute_to_the_printed_digits(published_dir):
     """Every mapped print that is not self-reported rounds to the recomputed value (the chapter's table)."""
     from handlib.data import printed
     from handlib.geometry import get_camera
@@ -207,11 +192,10 @@ class _FakeResponse:
         return False
 
 
-@needs_shared
-def test_download_verifies_and_writes_atomically(monkeypatch, tmp_path):
-    """The downloader with the network replaced by the shared copy (and by a corrupted one)."""
+def test_download_verifies_and_writes_atomically(monkeypatch, tmp_path, published_dir):
+    """The downloader with the network replaced by the local copy (and by a corrupted one)."""
     relpath = published.GROUND_TRUTH["icvl"]
-    good = (SHARED / relpath).read_bytes()
+    good = (published_dir / relpath).read_bytes()
     urls = []
     monkeypatch.setenv(published.ENV_VAR, str(tmp_path))
     monkeypatch.setattr(published.urllib.request, "urlopen",
@@ -224,3 +208,21 @@ def test_download_verifies_and_writes_atomically(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="SHA-256"):
         published.published_path(other, download=True)
     assert list((tmp_path / other).parent.iterdir()) == []      # no partial file left behind
+
+
+def test_fetch_without_network_says_what_is_missing_and_how_to_provide_it(monkeypatch, tmp_path):
+    import urllib.error
+
+    def unreachable(url, timeout):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setenv(published.ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(published.urllib.request, "urlopen", unreachable)
+    assert len(published.missing_files()) == len(published.all_files())
+    with pytest.raises(published.PublishedFileMissing) as err:
+        published.fetch_all()
+    message = str(err.value)
+    assert f"{len(published.all_files())} of the {len(published.all_files())}" in message
+    assert "python -m handlib published fetch" in message and published.ENV_VAR in message
+    assert "Name or service not known" in message
+    assert not any(tmp_path.rglob("*.part"))        # nothing half-written

@@ -24,6 +24,52 @@ class DatasetFormatError(ValueError):
     """A dataset file that does not look like its format (names the file and what was expected)."""
 
 
+# What each loader reads under its data root: the one description every layout error quotes.
+DATASET_TITLES = {"nyu": "NYU", "icvl": "ICVL", "msra": "MSRA", "hands17": "HANDS2017"}
+EXPECTED_LAYOUT = {
+    "nyu": "train/ and test/, each holding joint_data.mat (array joint_uvd) and one 3-channel PNG per "
+           "frame: depth_1_0000001.png, depth_1_0000002.png, ...",
+    "icvl": "Training/labels.txt with Training/Depth/ and Testing/test_seq_1.txt, test_seq_2.txt with "
+            "Testing/Depth/; a label line is an image path under Depth/ (16-bit PNG) then 16 joints x (u v d)",
+    "msra": "P0/ ... P8/, each holding gesture folders (1 ... 9, I, IP, L, MP, RP, T, TIP, Y) with "
+            "joint.txt and one file per frame: 000000_depth.bin, 000001_depth.bin, ...",
+    "hands17": "training/Training_Annotation.txt (per line: an image name then 21 joints x (x y z) mm) and "
+               "training/images/ holding those 16-bit PNGs (image_D00000001.png, ...)",
+}
+
+
+def layout_error(dataset: str, root, problem: str) -> DatasetFormatError:
+    """A :class:`DatasetFormatError` naming the data root, what is wrong and the expected layout."""
+    return DatasetFormatError(f"{DATASET_TITLES[dataset]} data root {root} {problem}\n"
+                              f"  expected layout: {EXPECTED_LAYOUT[dataset]}")
+
+
+def check_layout(dataset: str, root, items=()) -> Path:
+    """``root`` as a Path once it is a folder holding ``items`` (relative paths, in the order given;
+    a trailing ``/`` means a folder), else :func:`layout_error` naming the first missing one."""
+    root = Path(root)
+    if not root.exists():
+        raise layout_error(dataset, root, "does not exist")
+    if not root.is_dir():
+        raise layout_error(dataset, root, "is a file, not a folder")
+    for item in items:
+        path = root / item
+        folder = item.endswith("/")
+        if folder and not path.is_dir() or not folder and not path.is_file():
+            kind = "folder" if folder else "file"
+            if path.exists():
+                raise layout_error(dataset, root, f"exists but its {item.rstrip('/')} is not a {kind}")
+            raise layout_error(dataset, root, f"exists but has no {kind} {item}")
+    return root
+
+
+def check_first_frame(dataset: str, root, paths, source: str) -> None:
+    """Fail early, with the layout, when the first frame's depth file listed by ``source`` is missing."""
+    if paths and not Path(paths[0]).is_file():
+        rel = Path(paths[0]).relative_to(root) if Path(paths[0]).is_relative_to(root) else paths[0]
+        raise layout_error(dataset, root, f"exists but has no {rel} (the first frame listed in {source})")
+
+
 def read_centres(path, cam: Camera, frames: int | None = None) -> np.ndarray:
     """V2V centres file -> (N, 3) uvd float64; ``invalid`` lines become NaN (fall back per frame)."""
     path = Path(path)

@@ -6,18 +6,18 @@ beside it); the machine's other load makes single timings noisy.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 import json
 import statistics
 import time
 
-import torch
-from tqdm.auto import tqdm
-
 from handlib.cli import UsageError
-from handlib.data.augment import AugmentConfig, augment_batch
-from handlib.data.crop import crop_batch
-from handlib.device import describe_device, pick_device
-from handlib.geometry import get_camera
+
+# torch and the preprocessing modules are imported by the functions: building the parser stays light.
 
 
 def add_bench(subparsers) -> None:
@@ -33,6 +33,8 @@ def add_bench(subparsers) -> None:
 
 def _frames(batch: int, device: torch.device, joints: int = 14, radius: float = 12.0):
     """(B, 480, 640) depth with one blob per joint and the (B, J, 3) uvd joints."""
+    import torch
+
     g = torch.Generator().manual_seed(0)
     centre = torch.tensor([320.0, 240.0, 600.0]) + torch.randn(batch, 1, 3, generator=g) * torch.tensor([60.0, 40.0, 80.0])
     uvd = (centre + torch.randn(batch, joints, 3, generator=g) * torch.tensor([30.0, 30.0, 15.0])).to(device)
@@ -47,6 +49,9 @@ def _frames(batch: int, device: torch.device, joints: int = 14, radius: float = 
 
 
 def _time(fn, device, repeats, desc):
+    import torch
+    from tqdm.auto import tqdm
+
     fn()
     seconds = []
     for _ in tqdm(range(repeats), desc=desc, leave=False):
@@ -61,6 +66,13 @@ def _time(fn, device, repeats, desc):
 
 
 def run_bench(args) -> int:
+    import torch
+
+    from handlib.data.augment import AugmentConfig, augment_batch
+    from handlib.data.crop import crop_batch
+    from handlib.device import describe_device, pick_device
+    from handlib.geometry import get_camera
+
     if args.batch <= 0 or args.size <= 0 or args.repeats <= 0:
         raise UsageError("--batch, --size and --repeats must be positive integers")
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handlib.data.base import CroppedDepthDataset, DatasetFormatError, numbers_line, read_png
+from handlib.data.base import (CroppedDepthDataset, DatasetFormatError, check_first_frame, check_layout,
+                               numbers_line, read_png)
 from handlib.geometry import get_camera, xyz_to_uvd
 
 
@@ -33,9 +34,13 @@ class Hands17Dataset(CroppedDepthDataset):
     the middle MCP (index 3) — V2V and A2J use their own refined centres instead."""
 
     def __init__(self, root, *, cube=250.0, centres=None, size: int = 96, **kwargs):
-        folder = Path(root) / "training"
+        root = check_layout("hands17", root, ("training/", "training/Training_Annotation.txt",
+                                              "training/images/"))
+        folder = root / "training"
         names, xyz = read_annotations(folder / "Training_Annotation.txt")
         self.names = names
+        check_first_frame("hands17", root, [folder / "images" / n for n in names[:1]],
+                          "training/Training_Annotation.txt")
         cam = get_camera("hands17")
         uvd = xyz_to_uvd(torch.from_numpy(xyz), cam).numpy()
         super().__init__([folder / "images" / n for n in names], uvd, cam, "hands17", cube,

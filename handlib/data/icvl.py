@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handlib.data.base import CroppedDepthDataset, numbers_line, read_png
+from handlib.data.base import CroppedDepthDataset, check_first_frame, check_layout, numbers_line, read_png
 from handlib.geometry import get_camera
 
 NO_VALUE = 32001
@@ -53,8 +53,9 @@ class ICVLDataset(CroppedDepthDataset):
 
     def __init__(self, root, split: str = "test", *, sequence: str | None = None,
                  genuine_only: bool = False, cube=250.0, centres=None, size: int = 96, **kwargs):
-        root = Path(root)
         if split == "train":
+            root = check_layout("icvl", root, ("Training/", "Training/labels.txt", "Training/Depth/"))
+            sources = "Training/labels.txt"
             names, joints = read_labels(root / "Training" / "labels.txt")
             if genuine_only:
                 keep = np.array([is_genuine(n) for n in names], dtype=bool)
@@ -65,6 +66,9 @@ class ICVLDataset(CroppedDepthDataset):
             seqs = {"A": TEST_SEQUENCES[:1], "B": TEST_SEQUENCES[1:], None: TEST_SEQUENCES}
             if sequence not in seqs:
                 raise ValueError(f"ICVL test sequence {sequence!r}; expected 'A', 'B' or None")
+            root = check_layout("icvl", root, ("Testing/", *(f"Testing/{s}.txt" for s in seqs[sequence]),
+                                               "Testing/Depth/"))
+            sources = f"Testing/{seqs[sequence][0]}.txt"
             parts = [read_labels(root / "Testing" / f"{s}.txt") for s in seqs[sequence]]
             names = [n for p in parts for n in p[0]]
             joints = np.concatenate([p[1] for p in parts])
@@ -72,6 +76,7 @@ class ICVLDataset(CroppedDepthDataset):
         else:
             raise ValueError(f"ICVL split {split!r}; expected 'train' or 'test'")
         self.names = names
+        check_first_frame("icvl", root, [folder / n for n in names[:1]], sources)
         super().__init__([folder / n for n in names], joints, get_camera("icvl"), "icvl", cube,
                          size=size, centres=centres, com_joint=0, **kwargs)
 

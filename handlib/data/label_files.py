@@ -16,10 +16,33 @@ class LabelFileError(ValueError):
     """A label/prediction file that does not have the expected shape or content."""
 
 
-def read_label_file(path, joints: int | None = None, frames: int | None = None) -> np.ndarray:
+def expected_format(joints: int | None = None, frames: int | None = None, dataset: str | None = None) -> str:
+    """One line saying what a valid file looks like, e.g. for NYU's test set: "expected one frame per
+    line with 3*J whitespace-separated numbers (u v d per joint; NYU: 14 joints = 42 numbers, 8252 lines)"."""
+    sizes = []
+    if joints is not None:
+        sizes.append(f"{joints} joints = {3 * joints} numbers")
+    if frames is not None:
+        sizes.append(f"{frames} lines")
+    detail = f"{dataset.upper()}: " if dataset and sizes else ""
+    detail += ", ".join(sizes)
+    return ("expected one frame per line with 3*J whitespace-separated numbers (u v d per joint"
+            + (f"; {detail}" if detail else "") + ")")
+
+
+def read_label_file(path, joints: int | None = None, frames: int | None = None,
+                    dataset: str | None = None) -> np.ndarray:
     """Read ``path`` -> (F, J, 3) float64 uvd (or xyz). ``joints``/``frames`` are checked when given;
-    otherwise the joint count is inferred from the first line."""
-    path = Path(path)
+    otherwise the joint count is inferred from the first line. A :class:`LabelFileError` says what is
+    wrong (file, line, what was found) and, on a second line, :func:`expected_format` (``dataset``
+    names the set in it)."""
+    try:
+        return _read_label_file(Path(path), joints, frames)
+    except LabelFileError as err:
+        raise LabelFileError(f"{err}\n  {expected_format(joints, frames, dataset)}") from None
+
+
+def _read_label_file(path: Path, joints: int | None, frames: int | None) -> np.ndarray:
     if not path.is_file():
         raise LabelFileError(f"{path}: file not found")
     try:

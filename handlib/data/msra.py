@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handlib.data.base import CroppedDepthDataset, DatasetFormatError, numbers_line
+from handlib.data.base import (CroppedDepthDataset, DatasetFormatError, check_first_frame, check_layout,
+                               layout_error, numbers_line)
 from handlib.geometry import get_camera, xyz_to_uvd
 
 SUBJECTS = tuple(f"P{i}" for i in range(9))
@@ -83,16 +84,22 @@ class MSRADataset(CroppedDepthDataset):
 
     def __init__(self, root, subjects=SUBJECTS, *, cube=175.0, centres=None, size: int = 96,
                  skip_faulty: bool = False, **kwargs):
-        root = Path(root)
         bad = [s for s in subjects if s not in SUBJECTS]
         if bad:
             raise ValueError(f"MSRA subjects {bad}; expected names from {SUBJECTS}")
+        root = check_layout("msra", root)
+        present = [s for s in subjects if (root / s).is_dir()]
+        if not present:
+            raise layout_error("msra", root, f"exists but has none of the subject folders "
+                                             f"{', '.join(s + '/' for s in subjects)}")
         paths, xyz, self.frame_keys = [], [], []
-        for subject in subjects:
-            for gesture in GESTURES:
+        for subject in present:   # a subject folder that is absent is skipped, like an absent gesture
+            gestures = [g for g in GESTURES if (root / subject / g).is_dir()]
+            if not gestures:
+                raise layout_error("msra", root, f"exists but its {subject}/ holds no gesture folder")
+            for gesture in gestures:
                 folder = root / subject / gesture
-                if not folder.is_dir():
-                    continue
+                check_layout("msra", root, (f"{subject}/{gesture}/joint.txt",))
                 joints = read_joint_file(folder / "joint.txt")
                 faulty = set(FAULTY_FRAMES.get((subject, gesture), ())) if skip_faulty else set()
                 for i in range(len(joints)):
@@ -102,8 +109,9 @@ class MSRADataset(CroppedDepthDataset):
                     xyz.append(joints[i])
                     self.frame_keys.append((subject, gesture, i))
         if not paths:
-            raise DatasetFormatError(f"{root}: no MSRA frames for subjects {list(subjects)} "
-                                     f"(expected {root}/P0/1/joint.txt ...)")
+            raise layout_error("msra", root, f"exists but its joint.txt files list no frames for "
+                                             f"subjects {', '.join(present)}")
+        check_first_frame("msra", root, paths, f"{paths[0].parent.relative_to(root)}/joint.txt")
         cam = get_camera("msra")
         uvd = xyz_to_uvd(torch.from_numpy(np.stack(xyz)), cam).numpy()
         super().__init__(paths, uvd, cam, "msra", cube, size=size, centres=centres,

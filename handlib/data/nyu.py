@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handlib.data.base import CroppedDepthDataset, DatasetFormatError, read_centres, read_png
+from handlib.data.base import (CroppedDepthDataset, DatasetFormatError, check_first_frame, check_layout,
+                               read_centres, read_png)
 from handlib.geometry import get_camera
 
 EVAL_JOINT_IDS = (0, 3, 6, 9, 12, 15, 18, 21, 24, 25, 27, 30, 31, 32)
@@ -55,7 +56,8 @@ class NYUDataset(CroppedDepthDataset):
                  centres=None, size: int = 96, seed: int = 0, **kwargs):
         if split not in ("train", "test"):
             raise ValueError(f"NYU split {split!r}; expected 'train' or 'test'")
-        folder = Path(root) / split
+        root = check_layout("nyu", root, (f"{split}/", f"{split}/joint_data.mat"))
+        folder = root / split
         joints = load_joint_data(folder / "joint_data.mat")
         frames = np.arange(len(joints))
         n = len(joints)
@@ -72,6 +74,7 @@ class NYUDataset(CroppedDepthDataset):
             frames = frames[:SUBJECT_A_TEST_FRAMES] if subject == "A" else frames[SUBJECT_A_TEST_FRAMES:]
         self.frame_ids = frames
         paths = [folder / f"depth_1_{i + 1:07d}.png" for i in frames]
+        check_first_frame("nyu", root, paths, f"{split}/joint_data.mat")
         super().__init__(paths, joints[frames], cam, "nyu", cube[frames], size=size,
                          centres=None if centres_uvd is None else centres_uvd[frames],
                          com_joint=13, **kwargs)

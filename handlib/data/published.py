@@ -183,13 +183,41 @@ def _download(relpath: str, path: Path) -> None:
         raise
 
 
+def all_files(dataset: str | None = None) -> list[str]:
+    """Repository-relative paths of the ground truth and every registered prediction file."""
+    return [p for d, p in GROUND_TRUTH.items() if dataset in (None, d)] + [r.file for r in methods(dataset)]
+
+
+def missing_files(dataset: str | None = None) -> list[str]:
+    """The files of :func:`all_files` that are not in :func:`cache_dir` (no hashing, no network)."""
+    return [p for p in all_files(dataset) if not (cache_dir() / p).is_file()]
+
+
+HOW_TO_PROVIDE = (f"run `python -m handlib published fetch` once on a machine that reaches github.com "
+                  f"(it downloads about 80 MB into the user cache), or point {ENV_VAR} at a folder that "
+                  f"holds a copy (the repository's layout at commit {COMMIT[:7]})")
+
+
 def fetch_all(dataset: str | None = None) -> list[Path]:
-    """Download (or verify) the ground truth and every registered prediction file."""
+    """Download (or verify) the ground truth and every registered prediction file.
+
+    Raises :class:`PublishedFileMissing` (saying what is missing and how to provide it) when a missing
+    file cannot be downloaded."""
+    import urllib.error
+
     from tqdm.auto import tqdm
 
-    paths = [p for d, p in GROUND_TRUTH.items() if dataset in (None, d)]
-    paths += [r.file for r in methods(dataset)]
-    return [published_path(p, download=True) for p in tqdm(paths, desc="published files")]
+    paths = all_files(dataset)
+    try:
+        return [published_path(p, download=True) for p in tqdm(paths, desc="published files",
+                                                                disable=not missing_files(dataset))]
+    except (urllib.error.URLError, OSError) as err:
+        if isinstance(err, PublishedFileMissing):
+            raise
+        missing = missing_files(dataset)
+        raise PublishedFileMissing(
+            f"{len(missing)} of the {len(paths)} published files are not in {cache_dir()} and could not "
+            f"be downloaded ({getattr(err, 'reason', err)}); {HOW_TO_PROVIDE}") from None
 
 
 def load_ground_truth(dataset: str) -> np.ndarray:
@@ -207,3 +235,13 @@ def load_predictions(dataset: str, key: str) -> np.ndarray:
     """(F, J, 3) uvd predictions of a registered method."""
     r = get_result(dataset, key)
     return read_label_file(published_path(r.file), joints=EVAL_JOINTS[dataset], frames=r.frames)
+
+
+def fetch_or_explain(dataset: str | None = None) -> str | None:
+    """Make sure every published file is here (downloading what is missing); ``None`` when they all
+    are, otherwise one paragraph saying what is missing and the two ways to provide it."""
+    try:
+        fetch_all(dataset)
+    except PublishedFileMissing as err:
+        return str(err)
+    return None

@@ -14,6 +14,8 @@ C++ compiler needed on CPU.
 
 Timings on a shared machine vary with the other work running: each figure is the best of
 ``--repeats`` timed calls after warm-up (median printed beside it).
+
+torch and the models are imported by the functions that use them: building the CLI parser stays light.
 """
 from __future__ import annotations
 
@@ -21,17 +23,19 @@ import contextlib
 import json
 import statistics
 import time
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm.auto import tqdm
-
-from handlib.device import describe_device, pick_device
-from handlib.models.registry import get_model_spec, model_names
+from handlib.cli import ModelChoices
 from handlib.models.summary import CONVENTION_CHOICES, count_flops, example_input
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -39,6 +43,8 @@ def _time_interleaved(functions: dict, device: torch.device, repeats: int, warmu
                       desc: str) -> dict[str, list[float]]:
     """Seconds per call of each ``functions[name]()``, the functions taking turns so that
     load from other processes hits them alike; ``warmup`` untimed rounds first."""
+    from tqdm.auto import tqdm
+
     for _ in range(warmup):
         for function in functions.values():
             function()
@@ -55,6 +61,8 @@ def _time_interleaved(functions: dict, device: torch.device, repeats: int, warmu
 
 def matmul_operands(device: torch.device, size: int | None = None):
     """Two fp32 (size × size) matrices: 2048 on a CPU (tens of ms), 8192 on a GPU."""
+    import torch
+
     size = size or (8192 if device.type == "cuda" else 2048)
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=generator).to(device)
@@ -62,19 +70,23 @@ def matmul_operands(device: torch.device, size: int | None = None):
     return a, b
 
 
-@torch.inference_mode()
 def measure_matmul_flops(device: torch.device, size: int | None = None,
                          repeats: int = 10) -> float:
-    """Best fp32 FLOP/s of a square matmul on ``device``."""
-    a, b = matmul_operands(device, size)
-    seconds = _time_interleaved({"mm": lambda: torch.mm(a, b)}, device, repeats, warmup=2,
-                                desc="fp32 matmul")["mm"]
+    """Best fp32 FLOP/s of a square matmul on ``device`` (in inference mode)."""
+    import torch
+
+    with torch.inference_mode():
+        a, b = matmul_operands(device, size)
+        seconds = _time_interleaved({"mm": lambda: torch.mm(a, b)}, device, repeats, warmup=2,
+                                    desc="fp32 matmul")["mm"]
     return 2 * a.shape[0] ** 3 / min(seconds)
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, fuse: bool = True,
                           channels_last: bool = True) -> torch.nn.Module:
     """Eval mode on ``device``; BatchNorm folded (when the model offers it) and NHWC layout."""
+    import torch
+
     model = model.to(device).eval()
     if fuse and hasattr(model, "fuse_for_inference"):
         model = model.fuse_for_inference()
@@ -88,6 +100,8 @@ def _fp32_context(device: torch.device):
     fp32 matmul reference does not take) and cuDNN's autotuner (same arithmetic, faster)."""
     if device.type != "cuda":
         return contextlib.nullcontext()
+    import torch
+
     return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False,
                                       allow_tf32=False)
 
@@ -106,6 +120,11 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
                         channels_last: bool = True, image_size: int = 96,
                         matmul_size: int | None = None, compile: bool = False) -> dict:
     """Frames/s per batch size, FLOPs per frame, matmul FLOP/s and roofline fractions."""
+    import torch
+
+    from handlib.device import describe_device, pick_device
+    from handlib.models.registry import get_model_spec
+
     device = device or pick_device()
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
@@ -146,7 +165,11 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
 
 
 def _run(args) -> int:
+    import torch
+
     from handlib.cli import UsageError
+    from handlib.device import pick_device
+    from handlib.models.registry import get_model_spec
 
     spec = get_model_spec(args.model)
     if args.variant is not None and args.variant not in spec.variants:
@@ -186,7 +209,7 @@ def add_bench(subparsers) -> None:
         "infer", help="inference frames/s at batch 1 and 64, and the roofline fraction",
         description="Time a registered model's inference graph (fused BN, channels-last) and "
                     "compare its FLOP rate with the fp32 matmul FLOP/s measured in the same run.")
-    parser.add_argument("model", choices=model_names(), help="registered model name")
+    parser.add_argument("model", choices=ModelChoices(), help="registered model name")
     parser.add_argument("--variant", default=None, help="model variant (default: the paper's)")
     parser.add_argument("--dataset", choices=CONVENTION_CHOICES, default="nyu",
                         help="joint convention that sets the head sizes (default nyu)")

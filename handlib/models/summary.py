@@ -3,16 +3,19 @@
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass in eval
 mode: convolutions, linear layers and matmuls (2 FLOPs per multiply–accumulate); BatchNorm,
 ReLU, pooling and resizing are not counted (the convention of architectures.md §0).
+
+torch and the models are imported by the functions that use them: building the CLI parser stays light.
 """
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from handlib.cli import ModelChoices
 
-from handlib.models.registry import get_model_spec, model_names
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 CONVENTION_CHOICES = ("nyu", "icvl", "msra", "hands17")
 
@@ -25,18 +28,22 @@ def count_parameters(model: nn.Module) -> int:
 def example_input(image_size: int, batch: int = 1, device: torch.device | str = "cpu",
                   channels: int = 1) -> torch.Tensor:
     """A fixed (B, C, S, S) depth-like input in [-1, 1]."""
+    import torch
+
     generator = torch.Generator().manual_seed(0)
     depth = torch.rand(batch, channels, image_size, image_size, generator=generator) * 2 - 1
     return depth.to(device)
 
 
-@torch.no_grad()
 def count_flops(model: nn.Module, inputs: torch.Tensor, **forward_kwargs) -> int:
-    """FLOPs per sample of ``model(inputs, **forward_kwargs)`` (total ÷ batch size)."""
+    """FLOPs per sample of ``model(inputs, **forward_kwargs)`` (total ÷ batch size), without autograd."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
-    with counter:
+    with torch.no_grad(), counter:
         model(inputs, **forward_kwargs)
     model.train(was_training)
     return counter.get_total_flops() // inputs.shape[0]
@@ -46,6 +53,8 @@ def summarize(model_name: str, variant: str | None = None, convention: str = "ny
               image_size: int = 96) -> dict:
     """Parameters and FLOPs of the training graph, and FLOPs of the inference graph (the
     outputs a test run fetches, e.g. CrossInfoNet without its heat-map heads)."""
+    from handlib.models.registry import get_model_spec
+
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
     model = spec.build(variant=variant, convention=convention, image_size=image_size)
@@ -66,6 +75,7 @@ def summarize(model_name: str, variant: str | None = None, convention: str = "ny
 
 def _run(args) -> int:
     from handlib.cli import UsageError
+    from handlib.models.registry import get_model_spec
 
     spec = get_model_spec(args.model)
     if args.variant is not None and args.variant not in spec.variants:
@@ -89,7 +99,7 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "summary", help="parameters and FLOPs per sample of a model (measured)",
         description="Build a registered model and measure its parameters and FLOPs per sample.")
-    parser.add_argument("model", choices=model_names(), help="registered model name")
+    parser.add_argument("model", choices=ModelChoices(), help="registered model name")
     parser.add_argument("--dataset", choices=CONVENTION_CHOICES, default="nyu",
                         help="joint convention that sets the head sizes (default nyu)")
     parser.add_argument("--variant", default=None, help="model variant (default: the paper's)")

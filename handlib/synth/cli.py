@@ -1,22 +1,19 @@
-"""``python -m handlib render`` (write synthetic frames to an npz) and ``bench render``."""
+"""``python -m handlib render`` (write synthetic frames to an npz) and ``bench render``.
+
+numpy, torch and the renderer are imported by the commands: building the parser stays light.
+"""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from handlib.fileio import atomic_write
 from handlib.joints import CONVENTIONS
-from handlib.synth.dataset import init_worker, worker_context
-from handlib.synth.poses import DOMAINS
 
 BENCH_SIZES = (96, 128)
+DOMAINS = ("synthetic", "real-like")   # = handlib.synth.poses.DOMAINS (tests/test_cli_help.py)
 
 
 def add_commands(subparsers) -> None:
@@ -38,7 +35,10 @@ def add_commands(subparsers) -> None:
 
 
 def _run_render(args) -> int:
+    import numpy as np
+
     from handlib.cli import UsageError
+    from handlib.fileio import atomic_write
     from handlib.synth.dataset import SyntheticHands
 
     out = Path(args.out)
@@ -79,7 +79,10 @@ def add_bench(subparsers) -> None:
 
 
 def _bench_job(size: int, domain: str, batch: int, repeats: int, worker: int) -> int:
+    import torch
+
     from handlib.synth.frames import render_frames
+
     for r in range(repeats):
         start = (worker * repeats + r) * batch
         render_frames(torch.arange(start, start + batch), seed=0, split="bench", domain=domain, size=size)
@@ -87,7 +90,11 @@ def _bench_job(size: int, domain: str, batch: int, repeats: int, worker: int) ->
 
 
 def _run_bench(args) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
     from handlib.cli import UsageError
+    from handlib.synth.dataset import init_worker, worker_context
+
     if args.batch <= 0 or args.repeats <= 0 or args.workers < 0:
         raise UsageError("--batch and --repeats must be positive and --workers >= 0")
     workers = args.workers or os.cpu_count() or 1
