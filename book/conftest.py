@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from handlib.book import CHAPTER_ENV
+from handlib.book.chapters import CHAPTER_ENV
 from handlib.data import published
 
 os.environ.update(CHAPTER_ENV)

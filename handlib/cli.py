@@ -15,8 +15,10 @@ import argparse
 import importlib
 import sys
 
+from handlib.errors import UsageError
+
 COMMAND_MODULES = [
-    "handlib.book",
+    "handlib.book.cli",
     "handlib.synth.cli",
     "handlib.data.cli",
     "handlib.models.summary",
@@ -41,8 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(Exception):
-    """Bad user input detected after parsing; reported with exit code 2."""
 
 
 # The names handlib.models.registry.model_names() returns, listed here so that help texts need not

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 from handlib.checkpoint import atomic_write
+from handlib.paths import REPO_ROOT, in_checkout
 
 SCHEMA_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parent.parent
 KEY_FIELDS = ("chapter", "model", "variant", "dataset", "convention", "profile", "seed")
 REQUIRED_FIELDS = KEY_FIELDS + ("schema_version", "epochs", "final_val", "best_val", "test", "wall_s", "device")
 
@@ -32,8 +32,7 @@ def results_dir(profile: str) -> Path:
         return Path(os.environ["HANDLIB_RESULTS_DIR"])
     if profile == "smoke":
         return Path(tempfile.gettempdir()) / "handlib-results" / "smoke"
-    in_checkout = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "handlib").is_dir()
-    return REPO_ROOT / "data" / "results" if in_checkout else Path.cwd() / "handlib-results"
+    return REPO_ROOT / "data" / "results" if in_checkout() else Path.cwd() / "handlib-results"
 
 
 def package_versions() -> dict:

@@ -14,7 +14,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from handlib.cli import ModelChoices, UsageError
+from handlib.cli import ModelChoices
+from handlib.errors import UsageError
 from handlib.profiles import DATASET_NAMES, PROFILE_NAMES, get_profile
 
 REAL_DATASETS = ("nyu", "icvl", "msra", "hands17")

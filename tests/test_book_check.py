@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from handlib import book_check
+from handlib.book import check as book_check
 
 # A 1x1 transparent PNG.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")

@@ -2,7 +2,7 @@
 
 import nbformat
 
-from handlib import book
+from handlib.book import chapters, run
 
 
 def _notebook(tmp_path, name, cells):
@@ -22,7 +22,7 @@ def test_summary_says_ok_partial_and_failed(tmp_path, capsys):
         "print('after the skipped cell')"])
     failed = _notebook(tmp_path, "03_broken.ipynb", ["raise ValueError('boom')"])
     out = tmp_path / "out"
-    assert book.run_chapters([ok, partial, failed], "smoke", "synthetic", None, out) == 1
+    assert run.run_chapters([ok, partial, failed], "smoke", "synthetic", None, out) == 1
     summary = capsys.readouterr().out.splitlines()
     lines = {line.split()[0]: line for line in summary if line.startswith("  ")}
     assert lines["01_fine"].split()[1] == "ok"
@@ -38,7 +38,7 @@ def test_summary_says_ok_partial_and_failed(tmp_path, capsys):
 
 def test_finished_chapter_leaves_no_kernel_noise(tmp_path, capfd):
     ok = _notebook(tmp_path, "01_fine.ipynb", ["print('fine')"])
-    assert book.run_chapters([ok], "smoke", "synthetic", None, tmp_path / "out") == 0
+    assert run.run_chapters([ok], "smoke", "synthetic", None, tmp_path / "out") == 0
     err = capfd.readouterr().err
     assert "KeyboardInterrupt" not in err and "without encryption" not in err, err
 
@@ -49,8 +49,8 @@ def test_evaluation_chapter_without_published_files_is_partial(tmp_path, monkeyp
     # An unreachable proxy makes every download fail at once, as on a machine without GitHub.
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    [chapter] = book.resolve_chapters(["evaluation"])
-    assert book.run_chapters([chapter], "smoke", "synthetic", None, tmp_path / "out") == 0
+    [chapter] = chapters.resolve_chapters(["evaluation"])
+    assert run.run_chapters([chapter], "smoke", "synthetic", None, tmp_path / "out") == 0
     summary = capsys.readouterr().out
     assert "03_evaluation" in summary and "partial" in summary and "(published missing)" in summary
     nb = nbformat.read(tmp_path / "out" / chapter.name, as_version=4)

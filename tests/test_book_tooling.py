@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import handlib
-from handlib import book
+from handlib.book import build, chapters, run
 from handlib.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def test_unknown_chapter_exits_2_listing_chapters(capsys):
     assert main(["book", "run", "--chapter", "no_such_chapter"]) == 2
     err = capsys.readouterr().err
     assert "no_such_chapter" in err
-    for stem in book.chapters():
+    for stem in chapters.chapters():
         assert stem in err
 
 
@@ -60,11 +60,11 @@ def test_help_works_for_every_command(capsys):
 
 
 def _chapter_notebooks():
-    return list(book.chapters().values())
+    return list(chapters.chapters().values())
 
 
 def test_install_cell_names_the_configured_repository_and_the_book_version():
-    source = book.install_cell_source()
+    source = chapters.install_cell_source()
     url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
     assert f'"handlib @ git+{url}" + ref' in source
     assert f'for ref in ("@v{handlib.__version__}", ""):' in source   # the tag, then the default branch
@@ -72,7 +72,7 @@ def test_install_cell_names_the_configured_repository_and_the_book_version():
 
 
 def test_toc_lists_only_existing_files():
-    for entry in book.toc_files():
+    for entry in chapters.toc_files():
         assert (REPO / f"{entry}.ipynb").exists() or (REPO / f"{entry}.md").exists(), entry
 
 
@@ -83,7 +83,7 @@ def test_chapter_conventions(notebook):
     code = [c for c in nb.cells if c.cell_type == "code"]
     setup, params = code[0], code[1]
     assert "setup" in setup.metadata.get("tags", [])
-    assert setup.source == book.install_cell_source(), "install cell differs from book.install_cell_source()"
+    assert setup.source == chapters.install_cell_source(), "install cell differs from chapters.install_cell_source()"
     assert "parameters" in params.metadata.get("tags", [])
     for name in ("profile", "dataset", "data_root"):
         assert re.search(rf"^{name}\s*=", params.source, re.M), name
@@ -106,9 +106,9 @@ def test_strip_volatile_metadata_is_idempotent(tmp_path):
     nb.metadata["papermill"] = {"start_time": "now"}
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    book.strip_volatile_metadata(path)
+    run.strip_volatile_metadata(path)
     first = path.read_text()
-    book.strip_volatile_metadata(path)
+    run.strip_volatile_metadata(path)
     assert path.read_text() == first
     stripped = json.loads(first)
     assert "papermill" not in stripped["metadata"]
@@ -125,10 +125,10 @@ def test_make_html_offline_removes_cdn_scripts(tmp_path):
         'crossorigin="anonymous"></script>'
         '<script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"; const a = 1</script>'
         '<div class="plotly-graph-div"></div>')
-    assert book.make_html_offline(tmp_path) == []
+    assert build.make_html_offline(tmp_path) == []
     assert page.read_text() == '<div class="plotly-graph-div"></div>'
     (tmp_path / "other.html").write_text('<img src="https://cdn.jsdelivr.net/x.png">')
-    assert book.make_html_offline(tmp_path) == ["other.html (jsdelivr)"]
+    assert build.make_html_offline(tmp_path) == ["other.html (jsdelivr)"]
 
 
 def _tiny_notebook(stored_output: str) -> nbformat.NotebookNode:
@@ -163,7 +163,7 @@ def test_failed_chapter_names_chapter_and_cell(tmp_path, capsys):
     path = tmp_path / "07_broken.ipynb"
     nbformat.write(nb, path)
     out = tmp_path / "out"
-    assert book.run_chapters([path], "smoke", "synthetic", None, out) == 1
+    assert run.run_chapters([path], "smoke", "synthetic", None, out) == 1
     err = capsys.readouterr().err
     assert "07_broken" in err and "cell 1" in err and "ValueError: boom" in err
     assert not (out / path.name).exists(), "a failed run must not leave a half-written chapter"
@@ -176,7 +176,7 @@ def test_intro_lists_written_chapters_and_marks_the_rest_in_preparation():
     intro = (REPO / "book" / "intro.md").read_text()
     items = re.findall(r"^\d\. (.*?)(?=^\d\. |^\s*$)", intro, re.M | re.S)
     assert len(items) == 5, items
-    toc = set(book.toc_files())
+    toc = set(chapters.toc_files())
     linked = set()
     for item in items:
         links = re.findall(r"\]\(([\w.]+)\.ipynb\)", item)

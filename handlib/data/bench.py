@@ -15,7 +15,7 @@ import json
 import statistics
 import time
 
-from handlib.cli import UsageError
+from handlib.errors import UsageError
 
 # torch and the preprocessing modules are imported by the functions: building the parser stays light.
 

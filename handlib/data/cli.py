@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from handlib.cli import UsageError
+from handlib.errors import UsageError
 
 EVAL_DATASETS = ("nyu", "icvl", "msra")
 PUBLISHED_REPO = "xinghaochen/awesome-hand-pose-estimation"   # = published.REPO (tests/test_cli_help.py)

@@ -167,7 +167,7 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
 def _run(args) -> int:
     import torch
 
-    from handlib.cli import UsageError
+    from handlib.errors import UsageError
     from handlib.device import pick_device
     from handlib.models.registry import get_model_spec
 

@@ -74,7 +74,7 @@ def summarize(model_name: str, variant: str | None = None, convention: str = "ny
 
 
 def _run(args) -> int:
-    from handlib.cli import UsageError
+    from handlib.errors import UsageError
     from handlib.models.registry import get_model_spec
 
     spec = get_model_spec(args.model)

@@ -37,7 +37,7 @@ def add_commands(subparsers) -> None:
 def _run_render(args) -> int:
     import numpy as np
 
-    from handlib.cli import UsageError
+    from handlib.errors import UsageError
     from handlib.fileio import atomic_write
     from handlib.synth.dataset import SyntheticHands
 
@@ -92,7 +92,7 @@ def _bench_job(size: int, domain: str, batch: int, repeats: int, worker: int) ->
 def _run_bench(args) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
-    from handlib.cli import UsageError
+    from handlib.errors import UsageError
     from handlib.synth.dataset import init_worker, worker_context
 
     if args.batch <= 0 or args.repeats <= 0 or args.workers < 0:

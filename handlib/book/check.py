@@ -17,7 +17,8 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
-from handlib.book import REPO_ROOT, toc_files
+from handlib.book.chapters import toc_files
+from handlib.paths import REPO_ROOT
 
 # Only what a headless CI container needs; nothing that loosens file:// security (a reader's
 # Chromium has no --allow-file-access-from-files, so the check must not either).
