@@ -45,24 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
-# The names handlib.models.registry.model_names() returns, listed here so that help texts need not
-# import the models (torch). tests/test_cli_help.py checks that the two agree.
-MODEL_NAMES = ("crossinfonet",)
-
-
-class ModelChoices:
-    """``choices=`` for a registered model name: help lists :data:`MODEL_NAMES` (no torch import);
-    a parsed value is checked against the real registry (so models registered at run time count)."""
-
-    def __iter__(self):
-        return iter(MODEL_NAMES)
-
-    def __contains__(self, name) -> bool:
-        from handlib.models.registry import model_names
-
-        return name in model_names()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

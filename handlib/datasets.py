@@ -3,65 +3,104 @@
 The synthetic hands come from ``handlib.synth``, the real datasets from ``handlib.data``; both are
 imported only when asked for, so training code does not pull in a renderer it does not use.
 Validation is always a held-out split separate from test: model selection never sees test frames.
+What each dataset is (its loader, conventions, sequences, part labels) is read from
+``handlib.data.registry``.
+
+With ``clip_length=T`` the splits yield clips: the frame sample's fields stacked on a new leading
+time axis (``depth`` (T, 1, S, S), ``joints`` / ``joints_xyz`` / ``joints_uvd`` / ``joints_crop``
+(T, J, 3), ``com`` / ``cube`` (T, 3), ``transform`` (T, 3, 3), ``visible`` (T, J), ``parts``
+(T, S, S), ``parts_trainable`` (T,)) plus ``index`` () the clip's index in its split, ``frame`` (T,)
+the frames' indices (real data: in the loader, consecutive; synthetic: 0 .. T-1 of the clip's own
+rendered sequence), ``sequence`` () and ``start`` () (the first frame's index).
 """
 from __future__ import annotations
 
+from bisect import bisect_right
+
+import torch
 from torch.utils.data import Dataset, Subset
 
-from handlib.profiles import DATASET_NAMES, Profile, check_choice, get_profile
+from handlib.data.registry import DatasetInfo, dataset_names, get_dataset
+from handlib.sample import evenly_spaced as _evenly_spaced, stack_fields
+from handlib.profiles import Profile, get_profile
 
 SPLITS = ("train", "val", "test")
 
 
 def build_datasets(dataset: str, profile: str | Profile, convention: str, size: int, seed: int,
-                   data_root: str = "") -> dict[str, Dataset]:
+                   data_root: str = "", *, clip_length: int | None = None,
+                   part_labels: bool = False) -> dict[str, Dataset]:
     """{"train", "val", "test"} Datasets yielding handlib.sample dicts, sized by ``profile``.
 
     * ``synthetic``: three disjoint rendered splits (the renderer seeds each split separately).
     * real datasets: the official test split; validation is the last ``val_frames`` frames of the
       training split (a contiguous tail, so mostly whole sequences, not frames interleaved with
       training ones); training and test use up to ``train_frames`` / ``test_frames`` frames (0 = all),
-      evenly spaced over the split."""
-    check_choice("dataset", dataset, DATASET_NAMES)
+      evenly spaced over the split.
+
+    ``clip_length=T`` yields clips of T consecutive frames (see the module docstring), and the
+    profile's ``train_frames`` / ``val_frames`` / ``test_frames`` count clips:
+
+    * ``synthetic``: that many independently rendered smooth clips per split
+      (``handlib.synth.dataset.SyntheticClips``, cached like the frames).
+    * real datasets: windows of T consecutive frames inside one sequence of the loader
+      (``loader.sequences()``), never across a boundary; validation is the last ``val_frames``
+      windows of the training split, training the windows that end before validation begins; a
+      cap keeps evenly spaced window starts (the frames inside a window stay consecutive).
+
+    Every sample carries ``parts`` (-1 where unknown); ``part_labels=True`` requires a dataset whose
+    ``parts`` are real per-pixel part labels (ValueError naming the dataset otherwise)."""
+    info = get_dataset(dataset)
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    if dataset == "synthetic":
-        return _synthetic(profile, convention, size, seed)
-    return _real(dataset, profile, convention, size, data_root, seed)
+    if clip_length is not None and (not isinstance(clip_length, int) or isinstance(clip_length, bool)
+                                    or clip_length < 1):
+        raise ValueError(f"clip_length must be None (frames) or a positive integer, got {clip_length!r}")
+    if part_labels and not info.part_labels:
+        raise ValueError(f"dataset {dataset!r} ({info.title}) has no per-pixel part labels; datasets "
+                         f"with part labels: {', '.join(dataset_names('part_labels'))}")
+    if info.synthetic:
+        return _synthetic(info, profile, convention, size, seed, clip_length)
+    return _real(info, profile, convention, size, data_root, seed, clip_length)
 
 
-def _synthetic(profile: Profile, convention: str, size: int, seed: int) -> dict[str, Dataset]:
-    from handlib.synth.dataset import SyntheticHands  # the renderer: imported only when used
-
-    frames = {"train": profile.train_frames, "val": profile.val_frames, "test": profile.test_frames}
-    return {split: SyntheticHands(split=split, n=frames[split], size=size, convention=convention, seed=seed)
-            for split in SPLITS}
+def _counts(profile: Profile) -> dict[str, int]:
+    return {"train": profile.train_frames, "val": profile.val_frames, "test": profile.test_frames}
 
 
-def _real_splits(dataset: str, data_root: str, size: int, seed: int) -> tuple[Dataset, Dataset]:
-    """(training split, test split) of a real dataset, read by handlib.data's loader."""
-    if dataset == "nyu":
-        from handlib.data.nyu import NYUDataset
-        return NYUDataset(data_root, "train", size=size, seed=seed), NYUDataset(data_root, "test", size=size)
-    if dataset == "icvl":
-        from handlib.data.icvl import ICVLDataset
-        return ICVLDataset(data_root, "train", size=size), ICVLDataset(data_root, "test", size=size)
-    if dataset == "msra":  # leave-one-subject-out; the papers average all 9 folds, this is fold P0
-        from handlib.data.msra import SUBJECTS, MSRADataset
-        return (MSRADataset(data_root, subjects=SUBJECTS[1:], size=size),
-                MSRADataset(data_root, subjects=SUBJECTS[:1], size=size))
-    raise ValueError(f"dataset {dataset!r} has no labelled test split to train and evaluate on "
-                     "(the HANDS2017 test labels are not public)")
+def _synthetic(info: DatasetInfo, profile: Profile, convention: str, size: int, seed: int,
+               clip_length: int | None) -> dict[str, Dataset]:
+    counts = _counts(profile)
+    if clip_length is None:
+        frames = info.load()  # the renderer: imported only when used
+        return {split: frames(split=split, n=counts[split], size=size, convention=convention, seed=seed)
+                for split in SPLITS}
+    clips = info.load(clips=True)
+    return {split: clips(split=split, n=counts[split], frames=clip_length, size=size,
+                         convention=convention, seed=seed) for split in SPLITS}
 
 
-def _real(dataset: str, profile: Profile, convention: str, size: int, data_root: str,
-          seed: int) -> dict[str, Dataset]:
-    if convention != dataset:
-        raise ValueError(f"dataset {dataset!r} is labelled in joint convention {dataset!r}, "
+def _real_splits(info: DatasetInfo, data_root: str, size: int, seed: int) -> tuple[Dataset, Dataset]:
+    """(training split, test split) of a real dataset, read by its registered loader."""
+    if not info.labelled_test:
+        raise ValueError(f"dataset {info.name!r} has no labelled test split to train and evaluate on "
+                         f"(the {info.title} test labels are not public)")
+    loader = info.load()
+    return (loader.for_split(data_root, "train", size=size, seed=seed),
+            loader.for_split(data_root, "test", size=size, seed=seed))
+
+
+def _real(info: DatasetInfo, profile: Profile, convention: str, size: int, data_root: str,
+          seed: int, clip_length: int | None) -> dict[str, Dataset]:
+    dataset = info.name
+    if convention not in info.conventions:
+        raise ValueError(f"dataset {dataset!r} is labelled in joint convention {info.convention!r}, "
                          f"not {convention!r}")
     if not data_root:
         raise ValueError(f"dataset {dataset!r} needs data_root (HANDLIB_DATA_ROOT or --data-root): the "
                          "folder holding the downloaded dataset")
-    train_full, test = _real_splits(dataset, data_root, size, seed)
+    train_full, test = _real_splits(info, data_root, size, seed)
+    if clip_length is not None:
+        return _real_clips(dataset, train_full, test, profile, clip_length)
     n = len(train_full)
     if profile.val_frames >= n:
         raise ValueError(f"{dataset} training split has {n} frames, not more than val_frames="
@@ -74,19 +113,75 @@ def _real(dataset: str, profile: Profile, convention: str, size: int, data_root:
             "test": Subset(test, _evenly_spaced(len(test), test_count))}
 
 
-def _evenly_spaced(total: int, count: int) -> list[int]:
-    """``count`` indices spread over ``range(total)``: a capped split still covers every subject and
-    sequence (NYU's first 2,440 test frames are all one subject)."""
-    return [i * total // count for i in range(count)]
+def _real_clips(dataset: str, train_full, test, profile: Profile, length: int) -> dict[str, Dataset]:
+    """Clips of ``length`` consecutive frames of a real dataset (see :func:`build_datasets`)."""
+    starts = window_starts(_sequences(train_full), length)
+    if profile.val_frames >= len(starts):
+        raise ValueError(f"{dataset} training split has {len(starts)} windows of {length} consecutive "
+                         f"frames, not more than val_frames={profile.val_frames} of profile {profile.name!r}")
+    val_starts = starts[len(starts) - profile.val_frames:]
+    train_starts = [s for s in starts if s + length <= val_starts[0]]   # no frame shared with val
+    test_starts = window_starts(_sequences(test), length)
+    for split, found in (("training", train_starts), ("test", test_starts)):
+        if not found:
+            raise ValueError(f"{dataset} {split} split has no window of {length} consecutive frames"
+                             + (f" before its last {profile.val_frames} (validation)" if split == "training" else ""))
+    return {"train": ClipDataset(train_full, _cap(train_starts, profile.train_frames), length),
+            "val": ClipDataset(train_full, val_starts, length),
+            "test": ClipDataset(test, _cap(test_starts, profile.test_frames), length)}
 
 
-def stack_fields(dataset: Dataset, keys: tuple[str, ...], max_frames: int = 4096) -> dict:
-    """{key: (N, ...) tensor} of the sample fields ``keys`` over N = up to ``max_frames`` evenly
-    spaced frames of ``dataset``, read in one pass."""
-    import torch
+def _cap(starts: list[int], count: int) -> list[int]:
+    """Up to ``count`` (0 = all) evenly spaced window starts."""
+    if not count or count >= len(starts):
+        return starts
+    return [starts[i] for i in _evenly_spaced(len(starts), count)]
 
-    samples = [dataset[i] for i in _evenly_spaced(len(dataset), min(len(dataset), max_frames))]
-    return {key: torch.stack([sample[key] for sample in samples]) for key in keys}
+
+def _sequences(frames) -> list[tuple[int, int]]:
+    """The frame dataset's ``(start, stop)`` sequences (``sequences()``; without one: one sequence)."""
+    return frames.sequences() if hasattr(frames, "sequences") else [(0, len(frames))]
+
+
+def window_starts(sequences, length: int) -> list[int]:
+    """First frames of every window of ``length`` consecutive frames inside one of ``sequences``
+    (``(start, stop)`` ranges), in order."""
+    return [s for start, stop in sequences for s in range(start, stop - length + 1)]
+
+
+class ClipDataset(Dataset):
+    """Clips of ``length`` consecutive frames of any frame dataset: item ``i`` stacks frames
+    ``starts[i] .. starts[i] + length - 1`` (fields on a new leading time axis, keys as in the module
+    docstring). A window that crosses a boundary of ``frames.sequences()`` is refused."""
+
+    def __init__(self, frames: Dataset, starts, length: int):
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"clip length must be a positive integer, got {length!r}")
+        self.frames, self.starts, self.length = frames, [int(s) for s in starts], length
+        bounds = _sequences(frames)
+        firsts = [start for start, _ in bounds]
+        self.sequence_ids = []
+        for s in self.starts:
+            k = bisect_right(firsts, s) - 1
+            if k < 0 or s + length > bounds[k][1]:
+                where = f"sequence {k} (frames {bounds[k][0]}..{bounds[k][1] - 1})" if k >= 0 else "the data"
+                raise ValueError(f"a clip of {length} frames starting at frame {s} does not fit in {where}")
+            self.sequence_ids.append(k)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict:
+        start = self.starts[index]
+        samples = [self.frames[start + t] for t in range(self.length)]
+        clip = {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
+        clip["frame"] = torch.arange(start, start + self.length)
+        clip["index"] = torch.tensor(index % len(self), dtype=torch.int64)
+        clip["sequence"] = torch.tensor(self.sequence_ids[index], dtype=torch.int64)
+        clip["start"] = torch.tensor(start, dtype=torch.int64)
+        return clip
+
+
 
 
 def joint_statistics(dataset: Dataset, max_frames: int = 4096):

@@ -1,8 +1,8 @@
 """Camera geometry shared by the synthetic renderer and the real-data loaders.
 
-Conventions (spec data.md §1, §3): *uvd* is (column, row) in full-image pixels plus depth in mm;
-*xyz* is camera-frame mm with x = (u - cx) d / fx, y = (v - cy) d / fy, z = d. The sign of
-``fy`` carries the y direction (NYU's evaluation uses fy < 0, i.e. y up).
+Conventions (awesome-hand-pose-estimation ``evaluation/src/util.py``; DeepPrior++ and CrossInfoNet
+crops): *uvd* is (column, row) in full-image pixels plus depth in mm; *xyz* is camera-frame mm
+with x = (u - cx) d / fx, y = (v - cy) d / fy, z = d. The sign of ``fy`` carries the y direction (NYU's evaluation uses fy < 0, i.e. y up).
 All functions take tensors with any leading batch shape and a trailing axis of size 3.
 """
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from handlib.data.registry import dataset_names, get_dataset
 
 
 @dataclass(frozen=True)
@@ -30,20 +32,14 @@ class Camera:
         return t
 
 
-# Intrinsics the AWESOME evaluation uses (data.md §1): these define the published numbers.
-EVAL_CAMERAS: dict[str, Camera] = {
-    "icvl": Camera(240.99, 240.96, 160.0, 120.0, 320, 240),
-    "nyu": Camera(588.03, -587.07, 320.0, 240.0, 640, 480),
-    "msra": Camera(241.42, 241.42, 160.0, 120.0, 320, 240),
-}
+# Presets keyed by dataset name, built from handlib.data.registry, the one source.
+# The AWESOME evaluation's intrinsics: these define the published numbers.
+EVAL_CAMERAS: dict[str, Camera] = {name: Camera(*get_dataset(name).eval_intrinsics)
+                                   for name in dataset_names("evaluable")}
 
-# Intrinsics the training code uses to read each dataset (data.md §1).
-TRAIN_CAMERAS: dict[str, Camera] = {
-    "icvl": Camera(241.42, 241.42, 160.0, 120.0, 320, 240),
-    "nyu": Camera(588.03, -587.07, 320.0, 240.0, 640, 480),
-    "msra": Camera(241.42, -241.42, 160.0, 120.0, 320, 240),
-    "hands17": Camera(475.065948, 475.065857, 315.944855, 245.287079, 640, 480),
-}
+# Intrinsics the training code uses to read each dataset.
+TRAIN_CAMERAS: dict[str, Camera] = {name: Camera(*get_dataset(name).train_intrinsics)
+                                    for name in dataset_names("real")}
 
 
 def get_camera(name: str, *, evaluation: bool = False) -> Camera:
@@ -120,7 +116,7 @@ def transform_points_2d(points: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def normalize_depth(depth_mm: torch.Tensor, com_z: torch.Tensor, cube_z: torch.Tensor) -> torch.Tensor:
-    """(B, ..., H, W) crop depth in mm (0 = background) -> [-1, 1], background +1 (data.md §3.4).
+    """(B, ..., H, W) crop depth in mm (0 = background) -> [-1, 1], background +1 (CIN ``norm_dm``).
 
     ``com_z`` and ``cube_z`` have shape (B,)."""
     shape = (-1,) + (1,) * (depth_mm.dim() - 1)
@@ -131,7 +127,7 @@ def normalize_depth(depth_mm: torch.Tensor, com_z: torch.Tensor, cube_z: torch.T
 
 
 def normalize_joints(joints_xyz: torch.Tensor, com_xyz: torch.Tensor, cube: torch.Tensor) -> torch.Tensor:
-    """(B, J, 3) mm -> (B, J, 3) (xyz - com) / (cube / 2) (data.md §3.5)."""
+    """(B, J, 3) mm -> (B, J, 3) (xyz - com) / (cube / 2) (DeepPrior++'s normalisation)."""
     return (joints_xyz - com_xyz.unsqueeze(-2)) / (cube.unsqueeze(-2) / 2)
 
 

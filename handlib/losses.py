@@ -1,7 +1,7 @@
 """Heat-map targets and the papers' losses, in each released code's scaling.
 
-CrossInfoNet (architectures.md §1.4–1.5, paper Eq. 7): every term is TF's
-``l2_loss(pred − gt) / batch`` = ½·Σ(pred − gt)² / B, and
+CrossInfoNet (Du et al., CVPR 2019, Eq. 7; released code, ``network/NYU/train_and_test.py``):
+every term is TF's ``l2_loss(pred − gt) / batch`` = ½·Σ(pred − gt)² / B, and
 
     total = ½ · [ α·(L_ht + L_bp + L_bf) + β·(L_a + L_ep + L_ef) ],   α = 0.01, β = 1,
 

@@ -1,4 +1,5 @@
-"""3D hand pose metrics: the AWESOME evaluation protocol (spec data.md §5) as tensor ops.
+"""3D hand pose metrics: the evaluation protocol of xinghaochen/awesome-hand-pose-estimation
+(``evaluation/src/compute_error.py`` and ``util.py``) as tensor ops.
 
 Every function takes tensors with a leading frame axis F and a joint axis J, trailing xyz in mm,
 and works on whatever device the tensors live on. Errors are computed in float64 so results match
@@ -35,9 +36,17 @@ def joint_errors(pred_xyz, gt_xyz) -> torch.Tensor:
     return torch.linalg.vector_norm(pred - gt, dim=-1)
 
 
+def as_frames(errors: torch.Tensor) -> torch.Tensor:
+    """(..., J) errors -> (F, J): every leading axis is frames (clips (N, T, J) become N*T frames), so
+    no metric ever reduces over time instead of over frames."""
+    if errors.dim() < 2:
+        raise ValueError(f"errors must be (frames, joints) or (clips, time, joints), got shape {tuple(errors.shape)}")
+    return errors.reshape(-1, errors.shape[-1])
+
+
 def per_joint_error(errors: torch.Tensor) -> torch.Tensor:
-    """(F, J) -> (J,) mean over frames of each joint's error."""
-    return errors.mean(dim=0)
+    """(F, J) (or (N, T, J) clips) -> (J,) mean over frames of each joint's error."""
+    return as_frames(errors).mean(dim=0)
 
 
 def mean_error(errors: torch.Tensor) -> float:
@@ -47,12 +56,14 @@ def mean_error(errors: torch.Tensor) -> float:
 
 def success_curve(errors: torch.Tensor, thresholds=DEFAULT_THRESHOLDS_MM,
                   variant: str = "max-frame") -> torch.Tensor:
-    """(F, J) errors -> (T,) fraction of successes at each threshold, "<= threshold" inclusive.
+    """(F, J) errors (or (N, T, J) clips, taken as N*T frames) -> (thresholds,) fraction of successes
+    at each threshold, "<= threshold" inclusive.
 
     * ``max-frame``: frames whose worst joint is within the threshold (Taylor et al.; CIN Fig. 7).
     * ``mean-frame``: frames whose average joint error is within the threshold.
     * ``joint``: (frame, joint) pairs within the threshold.
     """
+    errors = as_frames(errors)
     if variant == "max-frame":
         values = errors.max(dim=1).values
     elif variant == "mean-frame":

@@ -2,9 +2,10 @@
 
 A chapter calls :func:`need` once per optional resource (e.g. the published predictions). When the
 resource is there, nothing is printed. When it is not, the reader gets one short paragraph saying what
-is missing and how to provide it, the chapter is reported *partial* to ``python -m handlib book run``
-(through the file named by ``HANDLIB_CHAPTER_REPORT``), and every later cell that starts with
-``%%requires NAME`` prints one line instead of running. The rest of the chapter runs as usual.
+is missing and how to provide it, and every later cell that starts with ``%%requires NAME`` prints one
+line instead of running; the rest of the chapter runs as usual. A chapter that skipped a cell is
+reported *partial* to ``python -m handlib book run`` (through the file named by
+``HANDLIB_CHAPTER_REPORT``); one that only drew a figure without an optional reference is not.
 """
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ def need(name: str, missing_reason: str | None) -> bool:
     if missing_reason is not None:
         _why[name] = missing_reason
         print(f"Not available here: {name}. {missing_reason}\n"
-              f"The cells that need it are skipped; everything else in this chapter runs.")
-        report_partial(f"{name} missing")
+              f"What needs it is left out; everything else in this chapter runs.")
     return missing_reason is None
 
 
@@ -57,6 +57,7 @@ def _requires(line: str, cell: str) -> None:
         raise NameError(f"%%requires {name}: call handlib.notebook.need({name!r}, ...) in an earlier cell")
     if not _available[name]:
         print(f"(skipped: needs {name})")
+        report_partial(f"{name} missing")
         return
     from IPython import get_ipython
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from handlib.data.registry import dataset_names
+
 PROFILE_NAMES = ("smoke", "book", "full")
-DATASET_NAMES = ("synthetic", "nyu", "icvl", "msra", "hands17")
+DATASET_NAMES = dataset_names()   # every dataset (handlib.data.registry)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Chapters print tables with :func:`summarize` + :func:`format_table` (mean ± std
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -57,10 +58,13 @@ def git_state(repo: Path = REPO_ROOT) -> dict | None:
 
 def make_record(*, chapter: str, model: str, variant: str, dataset: str, convention: str, profile: str,
                 seed: int, result, test_metrics: dict, recipe, selection: str = "best_val",
-                extra: dict | None = None) -> dict:
-    """The record of one finished run (``result`` is a train.TrainResult, ``recipe`` a train.Recipe).
+                extra: dict | None = None, config: dict | None = None, config_hash: str | None = None,
+                stage: str | None = None) -> dict:
+    """The record of one finished run (``result`` is a train.TrainResult, ``recipe`` a recipe.Recipe).
 
-    ``test_metrics`` are those of the weights chosen by ``selection`` ("best_val" or "last")."""
+    ``test_metrics`` are those of the weights chosen by ``selection`` ("best_val" or "last");
+    ``config`` / ``config_hash`` identify what was learnt (handlib.runs.run_config), ``stage`` the
+    frozen upstream run a two-stage model was trained on."""
     if selection not in ("best_val", "last"):
         raise ValueError(f"selection={selection!r}: expected 'best_val' or 'last'")
     return {
@@ -69,8 +73,10 @@ def make_record(*, chapter: str, model: str, variant: str, dataset: str, convent
         "convention": convention, "profile": profile, "seed": int(seed),
         "epochs": len(result.history), "recipe": recipe.to_dict(), "selection": selection,
         "final_val": result.final_val, "best_val": result.best, "test": dict(test_metrics),
-        "history": [{"epoch": h["epoch"], "lr": h["lr"], "train": h["train"],
-                     "val_mean_error_mm": h["val"]["mean_error_mm"]} for h in result.history],
+        "history": [{"epoch": h["epoch"], "lr": h["lr"], "train": h["train"], "val": h["val"],
+                     "val_mean_error_mm": h["val"].get("mean_error_mm"),
+                     "samples_seen": h.get("samples_seen")} for h in result.history],
+        "config": config, "config_hash": config_hash, "stage": stage,
         "wall_s": round(result.wall_s, 3), "device": result.device,
         "samples_per_s": result.history[-1]["samples_per_s"] if result.history else None,
         "versions": package_versions(), "git": git_state(),
@@ -81,7 +87,61 @@ def make_record(*, chapter: str, model: str, variant: str, dataset: str, convent
 
 def record_filename(record: dict) -> str:
     parts = [str(record[k]) for k in KEY_FIELDS[:-1]] + [f"seed{record['seed']}"]
+    if record.get("stage"):       # a two-stage model: which first stage it was trained on
+        parts.insert(3, f"after-{record['stage']}")
     return "__".join(re.sub(r"[^A-Za-z0-9._-]+", "-", p) for p in parts) + ".json"
+
+
+# Per-frame test predictions beside each record: the error vector pred - truth in float16 (within
+# ±100 mm it keeps about 0.03 mm) per run, the truth once per test split (float32, shared by every run
+# on that split, named by its hash). A chapter redraws every table and plot from these, no checkpoints.
+PREDICTION_DTYPE = "float16"
+
+
+def predictions_filename(record: dict) -> str:
+    return record_filename(record)[: -len(".json")] + ".npz"
+
+
+def write_predictions(record: dict, pred_xyz, truth_xyz, directory: str | Path | None = None) -> Path:
+    """Write a run's (F, J, 3) test predictions (camera mm) beside its record; returns the path."""
+    import numpy as np
+
+    directory = Path(directory) if directory is not None else results_dir(record["profile"])
+    truth = np.ascontiguousarray(np.asarray(truth_xyz, dtype=np.float32))
+    offset = (np.asarray(pred_xyz, dtype=np.float64) - truth).astype(PREDICTION_DTYPE)
+    truth_name = f"truth-{hashlib.sha256(truth.tobytes()).hexdigest()[:16]}.npz"
+    if not (directory / truth_name).is_file():
+        _write_npz(directory / truth_name, truth_mm=truth)
+    path = directory / predictions_filename(record)
+    _write_npz(path, offset_mm=offset, truth_file=np.array(truth_name))
+    return path
+
+
+def load_predictions(record: dict, directory: str | Path | None = None):
+    """(pred, truth), each a (F, J, 3) float32 torch tensor in camera mm, of a run written by
+    :func:`write_predictions`; FileNotFoundError naming the file when absent."""
+    import numpy as np
+    import torch
+
+    directory = Path(directory) if directory is not None else results_dir(record["profile"])
+    path = directory / predictions_filename(record)
+    if not path.is_file():
+        raise FileNotFoundError(f"no per-frame predictions {path} for record {record_filename(record)}")
+    with np.load(path) as saved:
+        offset, truth_name = saved["offset_mm"].astype(np.float32), str(saved["truth_file"])
+    with np.load(directory / truth_name) as saved:
+        truth = saved["truth_mm"]
+    return torch.from_numpy(truth + offset), torch.from_numpy(truth.copy())
+
+
+def _write_npz(path: Path, **arrays) -> None:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def write_record(record: dict, directory: str | Path | None = None) -> Path:

@@ -44,3 +44,18 @@ def check_sample(sample: dict, size: int, num_joints: int) -> None:
         got = tuple(sample[key].shape)
         if got != shape:
             raise ValueError(f"sample[{key!r}] has shape {got}, expected {shape}")
+
+
+def evenly_spaced(total: int, count: int) -> list[int]:
+    """``count`` indices spread over ``range(total)``: a capped split still covers every subject and
+    sequence (NYU's first 2,440 test frames are all one subject)."""
+    return [i * total // count for i in range(count)]
+
+
+def stack_fields(dataset, keys: tuple[str, ...], max_frames: int = 4096) -> dict:
+    """{key: (N, ...) tensor} of the sample fields ``keys`` over N = up to ``max_frames`` evenly
+    spaced samples of ``dataset``, read in one pass."""
+    import torch
+
+    samples = [dataset[i] for i in evenly_spaced(len(dataset), min(len(dataset), max_frames))]
+    return {key: torch.stack([sample[key] for sample in samples]) for key in keys}

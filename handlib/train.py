@@ -4,7 +4,7 @@ What it does, in order, each epoch: set the epoch's learning rate from the recip
 steps (autocast, backward, optional gradient clipping, optimiser step), evaluate the mean 3D error
 in mm on the validation split, keep the best-on-validation weights, write checkpoints.
 The test split is never looked at here: model selection uses validation only (CrossInfoNet's
-released script selected on the test set; the book does not copy that, architectures.md §1 item 8).
+released script, network/NYU/train_and_test.py, selected on the test set; the book does not).
 
 A paper's optimiser and schedule are data (:class:`Recipe`), not code. The same loop runs in one
 process or under ``torchrun`` with DistributedDataParallel; ``Recipe.batch_size`` is always the
@@ -15,9 +15,8 @@ epoch/step, the partial epoch's sums and every RNG state, and the data order is 
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,94 +26,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from handlib import checkpoint, distributed
+from handlib.recipe import Recipe
 from handlib.device import describe_device, pick_device, seed_everything
 from handlib.geometry import denormalize_joints
 from handlib.metrics import joint_errors
+from handlib.models.registry import Selection, default_forward
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "exponential", "step")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-
-
-# --- the recipe: a paper's optimiser and schedule as data ------------------------------------------
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimiser, learning-rate schedule and budget of one paper (its ``ModelSpec.recipe``).
-
-    The learning rate of epoch e (0-based) is ``lr * gamma**e`` for ``"exponential"`` and
-    ``lr * gamma**(number of milestones <= e)`` for ``"step"``. Weight decay is coupled L2 (the
-    optimiser's ``weight_decay``, i.e. TF's L2 regulariser), applied to conv/linear weights only
-    unless ``decay_norm_and_bias`` is set."""
-
-    optimizer: str = "adam"                  # "adam" | "sgd"
-    lr: float = 1e-3
-    epochs: int = 10
-    batch_size: int = 64                     # global batch, summed over DDP processes
-    schedule: str = "constant"               # "constant" | "exponential" | "step"
-    gamma: float = 1.0                       # per-epoch factor (exponential) or per-milestone factor (step)
-    milestones: tuple[int, ...] = ()         # step: epochs at which lr is multiplied by gamma
-    weight_decay: float = 0.0
-    decay_norm_and_bias: bool = False        # False: no weight decay on BatchNorm/LayerNorm and biases
-    momentum: float = 0.9                    # sgd only
-    nesterov: bool = False                   # sgd only
-    betas: tuple[float, float] = (0.9, 0.999)  # adam only
-    eps: float = 1e-8                        # adam only
-    grad_clip: float | None = None           # max global gradient norm; None = no clipping
-
-    def __post_init__(self):
-        def bad(name, expected):
-            raise ValueError(f"Recipe.{name}={getattr(self, name)!r}: expected {expected}")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", " or ".join(OPTIMIZERS))
-        if self.schedule not in SCHEDULES:
-            bad("schedule", " or ".join(SCHEDULES))
-        if not self.lr > 0:
-            bad("lr", "a positive number")
-        if self.epochs < 1:
-            bad("epochs", "at least 1")
-        if self.batch_size < 1:
-            bad("batch_size", "at least 1")
-        if not self.gamma > 0:
-            bad("gamma", "a positive number")
-        if self.weight_decay < 0:
-            bad("weight_decay", "a number >= 0")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            bad("grad_clip", "None or a positive number")
-        if self.schedule == "step" and not self.milestones:
-            bad("milestones", "at least one epoch when schedule='step'")
-        if list(self.milestones) != sorted(set(self.milestones)):
-            bad("milestones", "strictly increasing epochs")
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``."""
-        if self.schedule == "exponential":
-            return self.lr * self.gamma ** epoch
-        if self.schedule == "step":
-            return self.lr * self.gamma ** sum(m <= epoch for m in self.milestones)
-        return self.lr
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Recipe":
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
-
-
-def recipe_for_profile(recipe: Recipe, profile) -> Recipe:
-    """The paper's recipe at a profile's budget.
-
-    ``full`` keeps the paper's epochs and batch. ``smoke``/``book`` take the profile's epochs and
-    batch size (a named deviation: the paper's budget does not fit a CPU) and scale step milestones
-    by epochs / paper epochs, so the decays happen at the same fraction of training."""
-    if profile.name == "full":
-        return recipe
-    milestones = recipe.milestones
-    if recipe.schedule == "step":
-        scale = profile.epochs / recipe.epochs
-        milestones = tuple(sorted({max(1, round(m * scale)) for m in recipe.milestones}))
-    return replace(recipe, epochs=profile.epochs, batch_size=profile.batch_size, milestones=milestones)
 
 
 def parameter_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
@@ -182,11 +100,6 @@ class TrainResult:
     interrupted: bool = False          # stopped by stop_after_step before the last epoch ended
 
 
-def default_forward(net: nn.Module, batch: dict):
-    """Most papers' networks take the normalised crop: (B, 1, S, S) -> outputs."""
-    return net(batch["depth"])
-
-
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype (None = full precision) for ``amp`` on ``device``."""
     if amp not in AMP_MODES:
@@ -227,7 +140,7 @@ def predict_xyz(model: nn.Module, predict_fn: Callable, dataset: Dataset, *, bat
                 device: torch.device | str | None = None, forward: Callable = default_forward,
                 amp_dtype: torch.dtype | None = None, channels_last: bool = False,
                 num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(F, J, 3) predicted and ground-truth joints in camera mm, on the CPU.
+    """(F, J, 3) predicted and ground-truth joints in camera mm, on the CPU (clips: F = clips x T).
 
     ``predict_fn(outputs)`` gives normalised joints; they are mapped back to mm with each sample's
     ``com`` and ``cube`` (geometry.denormalize_joints) and compared with ``joints_xyz``."""
@@ -242,8 +155,9 @@ def predict_xyz(model: nn.Module, predict_fn: Callable, dataset: Dataset, *, bat
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 joints_norm = predict_fn(forward(model, batch))
             xyz = denormalize_joints(joints_norm.float(), batch["com"].float(), batch["cube"].float())
-            preds.append(xyz.cpu())
-            gts.append(batch["joints_xyz"].cpu())
+            # Clips (B, T, J, 3) become B*T frames: metrics average over frames, never over time.
+            preds.append(xyz.reshape(-1, *xyz.shape[-2:]).cpu())
+            gts.append(batch["joints_xyz"].reshape(-1, *xyz.shape[-2:]).cpu())
     finally:
         model.train(was_training)
     return torch.cat(preds), torch.cat(gts)
@@ -268,132 +182,189 @@ def evaluate(model: nn.Module, predict_fn: Callable, dataset: Dataset, **kwargs)
 # --- the loop -----------------------------------------------------------------------------------------
 
 def fit(model: nn.Module, loss_fn: Callable, predict_fn: Callable, train_set: Dataset, val_set: Dataset,
-        recipe: Recipe, options: TrainOptions | None = None, forward: Callable = default_forward) -> TrainResult:
+        recipe: Recipe, options: TrainOptions | None = None, forward: Callable = default_forward,
+        selection: Selection | None = None, infer: Callable | None = None) -> TrainResult:
     """Train ``model`` with ``recipe``; select on ``val_set``; return history and best weights.
 
     ``loss_fn(outputs, batch)`` returns a dict of scalar terms including ``"total"`` (a mean over the
     batch, so DDP's gradient averaging gives the global-batch gradient); ``predict_fn(outputs)``
-    gives (B, J, 3) normalised joints; ``forward(net, batch)`` calls the network."""
-    options = options or TrainOptions()
-    ctx = distributed.current()
-    device = _pick_device(options, ctx)
-    if recipe.batch_size % ctx.world_size:
-        raise ValueError(f"Recipe.batch_size={recipe.batch_size} (the global batch) must be divisible by "
-                         f"the number of processes ({ctx.world_size})")
-    batch_per_process = recipe.batch_size // ctx.world_size
-    steps_per_epoch = len(train_set) // recipe.batch_size  # whole global batches only
-    if steps_per_epoch == 0:
-        raise ValueError(f"training set has {len(train_set)} samples, fewer than one batch "
-                         f"(Recipe.batch_size={recipe.batch_size})")
-    if len(val_set) == 0:
-        raise ValueError("validation set is empty: model selection needs held-out frames (val_frames)")
-    eval_kwargs = dict(batch_size=options.eval_batch_size or batch_per_process, device=device,
-                       forward=forward, channels_last=options.channels_last,
-                       amp_dtype=resolve_amp(options.amp, device), num_workers=options.num_workers)
-    amp_dtype = eval_kwargs["amp_dtype"]
-
-    seed_everything(options.seed + ctx.rank)  # dropout / augmentation streams differ per process
-    model.to(device)
-    if options.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, recipe)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    net = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
-    if options.compile:
-        net = torch.compile(net)
-
-    ckpt_dir = Path(options.checkpoint_dir) if options.checkpoint_dir else None
-    # Everything that changes what is learnt must match on resume; epochs may grow (train longer).
-    recipe_meta = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
-    meta = {**options.meta, "recipe": recipe_meta, "seed": options.seed, "world_size": ctx.world_size}
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
-             "best": {"epoch": None, "mean_error_mm": math.inf}, "sums": {}, "data_wait_s": 0.0,
-             "train_s": 0.0}
-    best_state = None
-    if options.resume:
-        if ckpt_dir is None:
-            raise ValueError("TrainOptions.resume needs TrainOptions.checkpoint_dir")
-        state, best_state = _resume(ckpt_dir, meta, model, optimizer, scaler, ctx)
-
-    start = time.perf_counter()
-    epochs_bar = tqdm(range(state["epoch"], recipe.epochs), desc="epochs", unit="epoch",
-                      initial=state["epoch"], total=recipe.epochs, disable=not (options.progress and ctx.is_main))
+    gives (B, J, 3) (or clips' (B, T, J, 3)) normalised joints; ``forward(net, batch)`` calls the
+    network for training, ``infer(net, batch)`` for validation (default: ``forward``; e.g. without
+    auxiliary heads); ``selection`` names the validation metric that picks the best epoch (default:
+    the mean 3D joint error in mm, lower is better)."""
+    run = _Run(model, loss_fn, predict_fn, train_set, val_set, recipe, options or TrainOptions(),
+               forward, infer or forward, selection or Selection())
+    epochs_bar = tqdm(range(run.state["epoch"], recipe.epochs), desc="epochs", unit="epoch",
+                      initial=run.state["epoch"], total=recipe.epochs, disable=not run.show_progress)
     for epoch in epochs_bar:
-        lr = recipe.lr_at(epoch)
-        set_lr(optimizer, lr)
-        first_step = state["step_in_epoch"]
-        sampler = _ResumableSampler(train_set, ctx.world_size, ctx.rank, seed=options.seed,
-                                    skip=first_step * batch_per_process)
+        if not run.train_epoch(epoch):          # stopped (as if interrupted) inside the epoch
+            epochs_bar.close()
+            return run.result(interrupted=True)
+        run.end_epoch(epoch)
+        best = run.state["best"]
+        epochs_bar.set_postfix({f"val_{run.selection.name}": f"{run.state['history'][-1]['val'][run.selection.name]:.4g}",
+                                "best": f"{best[run.selection.name]:.4g}"})
+        if run.stop_requested():
+            epochs_bar.close()
+            return run.result(interrupted=epoch + 1 < recipe.epochs)
+    return run.result(interrupted=False)
+
+
+class _Run:
+    """The state of one training run and its steps: set up (or resume), train an epoch, validate."""
+
+    def __init__(self, model, loss_fn, predict_fn, train_set, val_set, recipe, options, forward, infer,
+                 selection):
+        self.model, self.loss_fn, self.predict_fn = model, loss_fn, predict_fn
+        self.forward, self.infer = forward, infer
+        self.train_set, self.val_set, self.recipe, self.options = train_set, val_set, recipe, options
+        self.selection = selection
+        self.ctx = distributed.current()
+        self.device = _pick_device(options, self.ctx)
+        self._check_sizes()
+        self.batch_per_process = recipe.batch_size // self.ctx.world_size
+        self.steps_per_epoch = len(train_set) // recipe.batch_size  # whole global batches only
+        self.amp_dtype = resolve_amp(options.amp, self.device)
+        self.show_progress = options.progress and self.ctx.is_main
+
+        seed_everything(options.seed + self.ctx.rank)  # dropout / augmentation streams differ per process
+        model.to(self.device)
+        if options.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(model, recipe)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.net = nn.parallel.DistributedDataParallel(model) if self.ctx.distributed else model
+        if options.compile:
+            self.net = torch.compile(self.net)
+
+        self.ckpt_dir = Path(options.checkpoint_dir) if options.checkpoint_dir else None
+        # Everything that changes what is learnt must match on resume; epochs may grow (train longer).
+        recipe_meta = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
+        self.meta = {**options.meta, "recipe": recipe_meta, "seed": options.seed,
+                     "world_size": self.ctx.world_size}
+        if selection.name != "mean_error_mm":
+            self.meta["selection"] = selection.name
+        self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
+                      "best": {"epoch": None, selection.name: selection.worst()}, "sums": {},
+                      "data_wait_s": 0.0, "train_s": 0.0}
+        self.best_state = None
+        if options.resume:
+            if self.ckpt_dir is None:
+                raise ValueError("TrainOptions.resume needs TrainOptions.checkpoint_dir")
+            self.state, self.best_state = _resume(self.ckpt_dir, self.meta, model, self.optimizer,
+                                                  self.scaler, self.ctx)
+        self.start = time.perf_counter()
+
+    def _check_sizes(self) -> None:
+        recipe, world = self.recipe, self.ctx.world_size
+        if recipe.batch_size % world:
+            raise ValueError(f"Recipe.batch_size={recipe.batch_size} (the global batch) must be divisible by "
+                             f"the number of processes ({world})")
+        if len(self.train_set) < recipe.batch_size:
+            raise ValueError(f"training set has {len(self.train_set)} samples, fewer than one batch "
+                             f"(Recipe.batch_size={recipe.batch_size})")
+        if len(self.val_set) == 0:
+            raise ValueError("validation set is empty: model selection needs held-out frames (val_frames)")
+
+    def _loader(self, epoch: int, first_step: int) -> DataLoader:
+        sampler = _ResumableSampler(self.train_set, self.ctx.world_size, self.ctx.rank, seed=self.options.seed,
+                                    skip=first_step * self.batch_per_process)
         sampler.set_epoch(epoch)
         # A private generator keeps the loader from drawing on the global RNG (exact resume) and makes
         # worker seeds a function of (seed, epoch).
-        loader = DataLoader(train_set, batch_size=batch_per_process, sampler=sampler,
-                            num_workers=options.num_workers, pin_memory=device.type == "cuda",
-                            generator=torch.Generator().manual_seed(options.seed * 100_003 + epoch))
-        batches = iter(loader)
-        model.train()
-        bar = tqdm(range(first_step, steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}",
-                   unit="step", leave=False, initial=first_step, total=steps_per_epoch,
-                   disable=not (options.progress and ctx.is_main))
-        sums = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in state["sums"].items()}
+        return DataLoader(self.train_set, batch_size=self.batch_per_process, sampler=sampler,
+                          num_workers=self.options.num_workers, pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.options.seed * 100_003 + epoch))
+
+    def train_epoch(self, epoch: int) -> bool:
+        """Run the epoch's remaining steps; False when ``stop_after_step`` stopped it part-way."""
+        state, options = self.state, self.options
+        lr = self.recipe.lr_at(epoch)
+        set_lr(self.optimizer, lr)
+        first_step = state["step_in_epoch"]
+        batches = iter(self._loader(epoch, first_step))
+        self.model.train()
+        bar = tqdm(range(first_step, self.steps_per_epoch), desc=f"epoch {epoch + 1}/{self.recipe.epochs}",
+                   unit="step", leave=False, initial=first_step, total=self.steps_per_epoch,
+                   disable=not self.show_progress)
+        sums = {k: torch.tensor(v, dtype=torch.float64, device=self.device) for k, v in state["sums"].items()}
         shown_at = 0.0
         for step in bar:
             tick = time.perf_counter()
-            batch = _to_device(next(batches), device, options.channels_last)
+            batch = _to_device(next(batches), self.device, options.channels_last)
             if options.batch_transform is not None:  # may rebuild depth: restore the layout
-                batch = _to_device(options.batch_transform(batch), device, options.channels_last)
+                batch = _to_device(options.batch_transform(batch), self.device, options.channels_last)
             got_batch = time.perf_counter()
-            terms = _train_step(net, model, batch, loss_fn, forward, optimizer, scaler, amp_dtype, recipe)
+            terms = _train_step(self.net, self.model, batch, self.loss_fn, self.forward, self.optimizer,
+                                self.scaler, self.amp_dtype, self.recipe)
             for k, v in terms.items():
-                sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=device)) + v.double()
+                sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=self.device)) + v.double()
             state["data_wait_s"] += got_batch - tick
             state["train_s"] += time.perf_counter() - tick
             state["step_in_epoch"], state["global_step"] = step + 1, state["global_step"] + 1
+            state["sums"] = sums
             # Reading the sums syncs with the GPU: refresh the shown losses about once a second.
-            if ctx.is_main and (time.perf_counter() - shown_at > 1.0 or step + 1 == steps_per_epoch):
+            if self.show_progress and (time.perf_counter() - shown_at > 1.0 or step + 1 == self.steps_per_epoch):
                 shown_at = time.perf_counter()
                 bar.set_postfix({k: f"{float(v) / (step + 1):.4g}" for k, v in sums.items()} | {"lr": f"{lr:.3g}"})
-            state["sums"] = sums
-            stop = options.stop_after_step is not None and state["global_step"] >= options.stop_after_step
-            if ckpt_dir and step + 1 < steps_per_epoch and (
-                    stop or (options.checkpoint_every and state["global_step"] % options.checkpoint_every == 0)):
-                _save_last(ckpt_dir, meta, model, optimizer, scaler, state, ctx)
-            if stop and step + 1 < steps_per_epoch:
+            last_step = step + 1 == self.steps_per_epoch
+            if self.ckpt_dir and not last_step and (self.stop_requested() or (
+                    options.checkpoint_every and state["global_step"] % options.checkpoint_every == 0)):
+                _save_last(self.ckpt_dir, self.meta, self.model, self.optimizer, self.scaler, state, self.ctx)
+            if self.stop_requested() and not last_step:
                 bar.close()
-                epochs_bar.close()
-                return _result(state, best_state, start, device, interrupted=True)
+                return False
         bar.close()
-        if device.type == "cuda":  # queued GPU work belongs to this epoch's training time
+        if self.device.type == "cuda":  # queued GPU work belongs to this epoch's training time
             tick = time.perf_counter()
-            torch.cuda.synchronize(device)
+            torch.cuda.synchronize(self.device)
             state["train_s"] += time.perf_counter() - tick
+        return True
 
-        val = evaluate(model, predict_fn, val_set, **eval_kwargs)
-        train_terms = {k: float(distributed.all_reduce_sum(v)) / (steps_per_epoch * ctx.world_size)
-                       for k, v in sums.items()}
+    def validate(self) -> dict:
+        """The selection metric (and whatever else the metric's function reports) on the validation split."""
+        kwargs = dict(batch_size=self.options.eval_batch_size or self.batch_per_process, device=self.device,
+                      forward=self.infer, channels_last=self.options.channels_last,
+                      amp_dtype=self.amp_dtype, num_workers=self.options.num_workers)
+        if self.selection.evaluate is None:
+            return evaluate(self.model, self.predict_fn, self.val_set, **kwargs)
+        return self.selection.evaluate(self.model, self.predict_fn, self.val_set, **kwargs)
+
+    def end_epoch(self, epoch: int) -> None:
+        """Validate, append to the history, keep the best weights, write checkpoints."""
+        state, name = self.state, self.selection.name
+        val = self.validate()
+        if name not in val:
+            raise ValueError(f"validation metrics {sorted(val)} lack the selection metric {name!r}")
+        samples = self.steps_per_epoch * self.recipe.batch_size
+        train_terms = {k: float(distributed.all_reduce_sum(v)) / (self.steps_per_epoch * self.ctx.world_size)
+                       for k, v in state["sums"].items()}
         state["history"].append({
-            "epoch": epoch + 1, "lr": lr, "train": train_terms, "val": val,
-            "train_s": state["train_s"],
-            "samples_per_s": steps_per_epoch * recipe.batch_size / max(state["train_s"], 1e-9),
+            "epoch": epoch + 1, "lr": self.recipe.lr_at(epoch), "train": train_terms, "val": val,
+            "samples_seen": (epoch + 1) * samples, "train_s": state["train_s"],
+            "samples_per_s": samples / max(state["train_s"], 1e-9),
             "data_wait_fraction": state["data_wait_s"] / max(state["train_s"], 1e-9),
         })
-        if val["mean_error_mm"] < state["best"]["mean_error_mm"]:
-            state["best"] = {"epoch": epoch + 1, "mean_error_mm": val["mean_error_mm"]}
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            if ckpt_dir and ctx.is_main:
-                checkpoint.save({"format_version": checkpoint.FORMAT_VERSION, "kind": "best", "meta": meta,
-                                 "model": best_state, "epoch": epoch + 1, "val": val}, ckpt_dir / "best.pt")
+        if self.selection.improves(val[name], state["best"][name]):
+            state["best"] = {"epoch": epoch + 1, name: val[name]}
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            if self.ckpt_dir and self.ctx.is_main:
+                checkpoint.save({"format_version": checkpoint.FORMAT_VERSION, "kind": "best", "meta": self.meta,
+                                 "model": self.best_state, "epoch": epoch + 1, "val": val},
+                                self.ckpt_dir / "best.pt")
         state.update(epoch=epoch + 1, step_in_epoch=0, sums={}, data_wait_s=0.0, train_s=0.0)
-        epochs_bar.set_postfix(val_mm=f"{val['mean_error_mm']:.2f}", best_mm=f"{state['best']['mean_error_mm']:.2f}")
-        if ckpt_dir:
-            _save_last(ckpt_dir, meta, model, optimizer, scaler, state, ctx)
-            if ctx.is_main:
-                checkpoint.atomic_write(ckpt_dir / "history.json",
+        if self.ckpt_dir:
+            _save_last(self.ckpt_dir, self.meta, self.model, self.optimizer, self.scaler, state, self.ctx)
+            if self.ctx.is_main:
+                checkpoint.atomic_write(self.ckpt_dir / "history.json",
                                         lambda f: f.write(json.dumps(state["history"], indent=1).encode()))
-        if options.stop_after_step is not None and state["global_step"] >= options.stop_after_step:
-            epochs_bar.close()
-            return _result(state, best_state, start, device, interrupted=epoch + 1 < recipe.epochs)
-    return _result(state, best_state, start, device, interrupted=False)
+
+    def stop_requested(self) -> bool:
+        stop = self.options.stop_after_step
+        return stop is not None and self.state["global_step"] >= stop
+
+    def result(self, interrupted: bool) -> TrainResult:
+        return _result(self.state, self.best_state, self.start, self.device, interrupted=interrupted)
 
 
 def _train_step(net, model, batch, loss_fn, forward, optimizer, scaler, amp_dtype, recipe) -> dict:

@@ -187,7 +187,6 @@ def test_heatmap_init_from_targets_starts_maps_at_each_joints_mean_and_spread():
 
 
 def test_output_init_setting_chooses_between_the_code_and_target_statistics():
-    from dataclasses import replace
     from handlib.synth.dataset import SyntheticHands
     train = SyntheticHands(split="train", n=8, size=32, convention="nyu", seed=0)
     book = get_profile("book", "crossinfonet")
@@ -196,21 +195,21 @@ def test_output_init_setting_chooses_between_the_code_and_target_statistics():
 
     torch.manual_seed(0)
     released = CrossInfoNet("cross", "nyu", image_size=32)
-    assert data_dependent_init(released, train, get_profile("full", "crossinfonet")) == "code"
+    assert data_dependent_init(released, train, get_profile("full", "crossinfonet").extra) == "code"
     assert torch.equal(released.hand_head.bn.weight, torch.ones(42))       # the code's BN start
-    assert data_dependent_init(released, train, book) == "target_stats"
+    assert data_dependent_init(released, train, book.extra) == "target_stats"
     joints = torch.stack([train[i]["joints"] for i in range(8)])
     assert torch.allclose(released.hand_head.bn.weight, joints.std(0).reshape(-1))
     assert torch.allclose(released.hand_head.bn.bias, joints.mean(0).reshape(-1))
     guided = CrossInfoNet("cross_hm", "nyu", image_size=32)
-    data_dependent_init(guided, train, book)
+    data_dependent_init(guided, train, book.extra)
     crops = torch.stack([train[i]["joints_crop"] for i in range(8)])
     maps = crossinfonet_heatmap_targets(crops, 32, 8)
     assert torch.allclose(guided.heatmap_head[1].bn.weight, maps.std((0, 2, 3)))
     assert torch.allclose(guided.finger_heatmap_head.maps.bn.bias,
                           maps.mean((0, 2, 3))[guided.finger_joints])
     with pytest.raises(ValueError, match="unknown output_init 'zeros'"):
-        data_dependent_init(released, train, replace(book, extra={"output_init": "zeros"}))
+        data_dependent_init(released, train, {"output_init": "zeros"})
 
 
 def test_recipe_is_the_papers_and_decays_only_conv_and_fc_weights(released_model):

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from handlib import results
-from handlib.train import Recipe, TrainResult
+from handlib.recipe import Recipe
+from handlib.train import TrainResult
 
 
 def fake_result(val_mm: float) -> TrainResult:

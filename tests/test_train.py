@@ -12,7 +12,8 @@ from torch import nn
 
 from handlib import checkpoint
 from handlib.geometry import denormalize_joints
-from handlib.train import Recipe, TrainOptions, build_optimizer, fit, load_weights, recipe_for_profile
+from handlib.recipe import Recipe, recipe_for_profile
+from handlib.train import TrainOptions, build_optimizer, fit, load_weights
 
 NUM_JOINTS = 3
 SIZE = 8

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from handlib import results, train_cli
+from handlib import results, runs, train_cli
 from handlib.cli import UsageError
 from handlib.models import registry
 from handlib.models.registry import ModelSpec
-from handlib.train import Recipe
+from handlib.recipe import Recipe
 
 from test_train import TinyDataset, TinyNet, tiny_loss, tiny_predict
 
 TINY_SPEC = ModelSpec(
-    name="tiny-test", paper="none", chapter="tests", variants=("full", "plain"), default_variant="full",
+    name="tiny-test", paper="none", chapter="tests", variants={"full": "Full", "plain": "Plain"}, default_variant="full",
     build=lambda variant, convention, image_size: TinyNet(regularised=variant == "full"),
     loss=tiny_loss, predict=tiny_predict,
     recipe=Recipe(optimizer="adam", lr=1e-2, epochs=50, batch_size=128, schedule="exponential", gamma=0.96,
@@ -34,7 +34,7 @@ def tiny_datasets(monkeypatch):
     def build(dataset, profile, convention, size, seed, data_root=""):
         return {"train": TinyDataset(min(profile.train_frames, 96)), "val": TinyDataset(16, seed=1),
                 "test": TinyDataset(16, seed=2)}
-    monkeypatch.setattr(train_cli, "build_datasets", build)
+    monkeypatch.setattr(runs, "build_datasets", build)
 
 
 def parse(*argv):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from handlib.train import Recipe, TrainOptions, fit
+from handlib.recipe import Recipe
+from handlib.train import TrainOptions, fit
 
 TESTS_DIR = Path(__file__).resolve().parent
 RECIPE = Recipe(optimizer="adam", lr=1e-2, epochs=2, batch_size=8, schedule="exponential", gamma=0.9,

@@ -22,8 +22,9 @@ from handlib.paths import REPO_ROOT
 
 STATIC_DIR = BOOK_DIR / "_static"
 
-# npm packages a page would otherwise load from CDNs (ipywidgets: book-tooling.md A.1; MathJax for
-# Sphinx math). Fetched once into book/_static/<folder> with `book assets`; served locally.
+# npm packages a page would otherwise load from CDNs (ipywidgets: myst-nb's widget embedding loads
+# require.js and html-manager's embed-amd.js; MathJax for Sphinx math). Fetched once into
+# book/_static/<folder> with `book assets`; served locally.
 STATIC_NPM_PACKAGES = {
     "requirejs": ("2.3.4", "widgets", ["require.js"]),
     "@jupyter-widgets/html-manager": ("1.0.6", "widgets", ["dist"]),

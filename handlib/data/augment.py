@@ -1,4 +1,5 @@
-"""CrossInfoNet's online augmentation on batched crops (spec data.md §3.6), as tensor ops.
+"""CrossInfoNet's online augmentation on batched crops (released code, ``augmentCrop`` in
+``util/preprocess.py``), as tensor ops.
 
 Each sample gets one mode drawn uniformly from ``modes``:
 

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from handlib.data.crop import center_of_mass, crop_batch, refine_com
+from handlib.data.registry import dataset_names, get_dataset
 from handlib.geometry import Camera, xyz_to_uvd
 from handlib.joints import get_convention
 
@@ -24,18 +25,10 @@ class DatasetFormatError(ValueError):
     """A dataset file that does not look like its format (names the file and what was expected)."""
 
 
-# What each loader reads under its data root: the one description every layout error quotes.
-DATASET_TITLES = {"nyu": "NYU", "icvl": "ICVL", "msra": "MSRA", "hands17": "HANDS2017"}
-EXPECTED_LAYOUT = {
-    "nyu": "train/ and test/, each holding joint_data.mat (array joint_uvd) and one 3-channel PNG per "
-           "frame: depth_1_0000001.png, depth_1_0000002.png, ...",
-    "icvl": "Training/labels.txt with Training/Depth/ and Testing/test_seq_1.txt, test_seq_2.txt with "
-            "Testing/Depth/; a label line is an image path under Depth/ (16-bit PNG) then 16 joints x (u v d)",
-    "msra": "P0/ ... P8/, each holding gesture folders (1 ... 9, I, IP, L, MP, RP, T, TIP, Y) with "
-            "joint.txt and one file per frame: 000000_depth.bin, 000001_depth.bin, ...",
-    "hands17": "training/Training_Annotation.txt (per line: an image name then 21 joints x (x y z) mm) and "
-               "training/images/ holding those 16-bit PNGs (image_D00000001.png, ...)",
-}
+# What each loader reads under its data root: the one description every layout error quotes
+# (titles and layouts live in handlib.data.registry).
+DATASET_TITLES = {name: get_dataset(name).title for name in dataset_names("real")}
+EXPECTED_LAYOUT = {name: get_dataset(name).layout for name in dataset_names("real")}
 
 
 def layout_error(dataset: str, root, problem: str) -> DatasetFormatError:
@@ -117,6 +110,26 @@ class CroppedDepthDataset(Dataset):
         self.com_joint = com_joint
         self.com_iterations = com_iterations
         self.min_depth, self.max_depth = min_depth, max_depth
+
+    # Per frame (set by a subclass): the recording it belongs to (any hashable; None = all one) and its
+    # native frame number (None = unknown). See :meth:`sequences`.
+    sequence_keys: list | None = None
+    frame_numbers: list[int] | None = None
+
+    @classmethod
+    def for_split(cls, root, split: str, *, size: int = 96, seed: int = 0) -> "CroppedDepthDataset":
+        """The loader for handlib.datasets' ``split`` ('train' or 'test') with the papers' settings."""
+        raise NotImplementedError(f"{cls.__name__} has no train/test split")
+
+    def sequences(self) -> list[tuple[int, int]]:
+        """Half-open frame ranges ``(start, stop)`` of consecutive frames, in order, covering every
+        frame: a new range starts where the sequence key changes or the native frame number does not
+        go up by exactly one (a skipped or missing frame)."""
+        n = len(self)
+        starts = [i for i in range(n) if i == 0
+                  or self.sequence_keys is not None and self.sequence_keys[i] != self.sequence_keys[i - 1]
+                  or self.frame_numbers is not None and self.frame_numbers[i] != self.frame_numbers[i - 1] + 1]
+        return list(zip(starts, starts[1:] + [n]))
 
     def __len__(self) -> int:
         return len(self.depth_paths)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 
+from handlib.data.registry import dataset_names
 from handlib.errors import UsageError
 
-EVAL_DATASETS = ("nyu", "icvl", "msra")
+EVAL_DATASETS = dataset_names("evaluable")
+PUBLISHED_DATASETS = dataset_names("published")
 PUBLISHED_REPO = "xinghaochen/awesome-hand-pose-estimation"   # = published.REPO (tests/test_cli_help.py)
 
 
@@ -28,10 +30,10 @@ def add_commands(subparsers) -> None:
                                 description=f"Published results from github.com/{PUBLISHED_REPO}.")
     pub_sub = pub.add_subparsers(dest="published_command", metavar="ACTION", required=True)
     ls = pub_sub.add_parser("list", help="print the registry")
-    ls.add_argument("--dataset", choices=("nyu", "icvl"))
+    ls.add_argument("--dataset", choices=PUBLISHED_DATASETS)
     ls.set_defaults(func=run_list)
     fetch = pub_sub.add_parser("fetch", help="download and verify into the cache (network)")
-    fetch.add_argument("--dataset", choices=("nyu", "icvl"))
+    fetch.add_argument("--dataset", choices=PUBLISHED_DATASETS)
     fetch.set_defaults(func=run_fetch)
 
 

@@ -1,4 +1,4 @@
-"""Hand crops as batched tensor ops: centre of mass, cube crop, normalisation (spec data.md §3).
+"""Hand crops as batched tensor ops: centre of mass, cube crop, normalisation.
 
 DeepPrior++'s ``HandDetector`` (used by CrossInfoNet) with its per-frame loops replaced by
 gathers over a batch. Shapes: depth maps (B, H, W) in mm, 0 = no value; CoM and cube (B, 3).

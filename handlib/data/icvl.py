@@ -1,12 +1,14 @@
-"""ICVL (Tang et al., CVPR 2014): ``labels.txt`` / ``test_seq_*.txt`` + 16-bit PNGs (data.md §2.2).
+"""ICVL (Tang et al., CVPR 2014): ``labels.txt`` / ``test_seq_*.txt`` + 16-bit PNGs.
 
-Layout: ``<root>/Training/labels.txt``, ``<root>/Training/Depth/<path>``;
+Layout (as DeepPrior++'s ``ICVLImporter`` reads it): ``<root>/Training/labels.txt``,
+``<root>/Training/Depth/<path>``;
 ``<root>/Testing/test_seq_{1,2}.txt``, ``<root>/Testing/Depth/<path>``. Each label line is a path
 and 16 joints x (u v d). 32001 marks "no value" in the depth maps. Rotated training copies live
 under short (<= 6 character) first path components; ``genuine_only`` keeps the ~22k originals.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,12 @@ def is_genuine(relpath: str) -> bool:
     return len(relpath.split("/")[0]) > 6
 
 
+def image_number(relpath: str) -> int | None:
+    """The frame number at the end of an image name (``.../image_0402.png`` -> 402), None without one."""
+    digits = re.search(r"(\d+)$", Path(relpath).stem)
+    return int(digits.group(1)) if digits else None
+
+
 def decode_depth(raw: np.ndarray) -> np.ndarray:
     d = raw.astype(np.float32)
     d[raw == NO_VALUE] = 0
@@ -57,9 +65,11 @@ class ICVLDataset(CroppedDepthDataset):
             root = check_layout("icvl", root, ("Training/", "Training/labels.txt", "Training/Depth/"))
             sources = "Training/labels.txt"
             names, joints = read_labels(root / "Training" / "labels.txt")
+            label_files = ["labels"] * len(names)
             if genuine_only:
                 keep = np.array([is_genuine(n) for n in names], dtype=bool)
                 names = [n for n, k in zip(names, keep) if k]
+                label_files = label_files[:len(names)]
                 joints = joints[keep]
             folder = root / "Training" / "Depth"
         elif split == "test":
@@ -71,14 +81,24 @@ class ICVLDataset(CroppedDepthDataset):
             sources = f"Testing/{seqs[sequence][0]}.txt"
             parts = [read_labels(root / "Testing" / f"{s}.txt") for s in seqs[sequence]]
             names = [n for p in parts for n in p[0]]
+            label_files = [s for s, p in zip(seqs[sequence], parts) for _ in p[0]]
             joints = np.concatenate([p[1] for p in parts])
             folder = root / "Testing" / "Depth"
         else:
             raise ValueError(f"ICVL split {split!r}; expected 'train' or 'test'")
         self.names = names
+        # Sequences: one per label file and image folder (the path before the file name), split
+        # where the image number does not go up by one.
+        self.sequence_keys = [(f, n.rpartition("/")[0]) for f, n in zip(label_files, names)]
+        numbers = [image_number(n) for n in names]
+        self.frame_numbers = None if None in numbers else numbers
         check_first_frame("icvl", root, [folder / n for n in names[:1]], sources)
         super().__init__([folder / n for n in names], joints, get_camera("icvl"), "icvl", cube,
                          size=size, centres=centres, com_joint=0, **kwargs)
+
+    @classmethod
+    def for_split(cls, root, split: str, *, size: int = 96, seed: int = 0) -> "ICVLDataset":
+        return cls(root, split, size=size)
 
     def load_depth(self, index: int) -> np.ndarray:
         return decode_depth(read_png(self.depth_paths[index], channels=1))

@@ -1,6 +1,7 @@
 """Read and write the AWESOME label format: one frame per line, 3·J whitespace-separated numbers.
 
-Lines are split on any whitespace, so CRLF and trailing spaces are harmless (data.md §5, §6).
+Lines are split on any whitespace (as AWESOME's ``compute_error.py`` does), so CRLF and trailing
+spaces are harmless.
 Bad files raise :class:`LabelFileError` naming the file, the 1-based line and the problem.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlib.data.registry import DATASETS
 from handlib.fileio import atomic_write
 
 
@@ -24,7 +26,8 @@ def expected_format(joints: int | None = None, frames: int | None = None, datase
         sizes.append(f"{joints} joints = {3 * joints} numbers")
     if frames is not None:
         sizes.append(f"{frames} lines")
-    detail = f"{dataset.upper()}: " if dataset and sizes else ""
+    title = DATASETS[dataset].title if dataset in DATASETS else (dataset or "").upper()
+    detail = f"{title}: " if dataset and sizes else ""
     detail += ", ".join(sizes)
     return ("expected one frame per line with 3*J whitespace-separated numbers (u v d per joint"
             + (f"; {detail}" if detail else "") + ")")

@@ -1,4 +1,5 @@
-"""MSRA 2015 (Sun et al.): per-frame ``.bin`` depth + ``joint.txt`` per gesture (data.md §2.3).
+"""MSRA 2015 (Sun et al.): per-frame ``.bin`` depth + ``joint.txt`` per gesture, as DeepPrior++'s
+``MSRA15Importer`` reads them.
 
 Layout ``<root>/P0..P8/<gesture>/joint.txt`` and ``NNNNNN_depth.bin``. A ``.bin`` is 6 little-endian
 int32 (width, height, left, top, right, bottom; right/bottom exclusive) then float32 depth of the
@@ -112,10 +113,20 @@ class MSRADataset(CroppedDepthDataset):
             raise layout_error("msra", root, f"exists but its joint.txt files list no frames for "
                                              f"subjects {', '.join(present)}")
         check_first_frame("msra", root, paths, f"{paths[0].parent.relative_to(root)}/joint.txt")
+        # Sequences: one per subject/gesture folder; a skipped faulty frame splits it.
+        self.sequence_keys = [key[:2] for key in self.frame_keys]
+        self.frame_numbers = [key[2] for key in self.frame_keys]
         cam = get_camera("msra")
         uvd = xyz_to_uvd(torch.from_numpy(np.stack(xyz)), cam).numpy()
         super().__init__(paths, uvd, cam, "msra", cube, size=size, centres=centres,
                          com_joint=CROP_JOINT, **kwargs)
+
+    @classmethod
+    def for_split(cls, root, split: str, *, size: int = 96, seed: int = 0) -> "MSRADataset":
+        """Leave-one-subject-out fold P0 (the papers average all 9 folds): 'train' = P1..P8, 'test' = P0."""
+        if split not in ("train", "test"):
+            raise ValueError(f"MSRA split {split!r}; expected 'train' or 'test'")
+        return cls(root, subjects=SUBJECTS[1:] if split == "train" else SUBJECTS[:1], size=size)
 
     def load_depth(self, index: int) -> np.ndarray:
         return read_bin(self.depth_paths[index])

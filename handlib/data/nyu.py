@@ -1,4 +1,5 @@
-"""NYU Hand Pose (Tompson et al., 2014), Kinect 1, the 14 evaluation joints (spec data.md §2.1).
+"""NYU Hand Pose (Tompson et al., 2014), Kinect 1, the 14 evaluation joints (as DeepPrior++'s
+``NYUImporter`` and the awesome-hand-pose-estimation evaluation use them).
 
 Layout: ``<root>/{train,test}/joint_data.mat`` and ``depth_1_NNNNNNN.png`` (1-based, 7 digits).
 Depth = (G << 8) | B of the 3-channel PNG. Test frames 0..2439 are subject A, the rest subject B.
@@ -73,11 +74,18 @@ class NYUDataset(CroppedDepthDataset):
                 raise ValueError(f"NYU subject {subject!r} only exists for split='test' ('A' or 'B')")
             frames = frames[:SUBJECT_A_TEST_FRAMES] if subject == "A" else frames[SUBJECT_A_TEST_FRAMES:]
         self.frame_ids = frames
+        # Sequences: training is subject A; the test set is subject A, then subject B (CrossInfoNet code).
+        self.frame_numbers = frames.tolist()
+        self.sequence_keys = ["A" if split == "train" or i < SUBJECT_A_TEST_FRAMES else "B" for i in frames]
         paths = [folder / f"depth_1_{i + 1:07d}.png" for i in frames]
         check_first_frame("nyu", root, paths, f"{split}/joint_data.mat")
         super().__init__(paths, joints[frames], cam, "nyu", cube[frames], size=size,
                          centres=None if centres_uvd is None else centres_uvd[frames],
                          com_joint=13, **kwargs)
+
+    @classmethod
+    def for_split(cls, root, split: str, *, size: int = 96, seed: int = 0) -> "NYUDataset":
+        return cls(root, split, size=size, seed=seed)
 
     def load_depth(self, index: int) -> np.ndarray:
         return decode_depth(read_png(self.depth_paths[index], channels=3))

@@ -3,7 +3,8 @@
 Files are fetched from the repository at one pinned commit (raw URLs, same repo-relative paths),
 checked against :data:`handlib.data.checksums.SHA256` and cached in ``HANDLIB_PUBLISHED_DIR``
 (default ``$XDG_CACHE_HOME/handlib/published/<commit>``, i.e. ``~/.cache/...``).
-The files carry no licence of their own, so handlib never ships them (data.md §7).
+The files carry no licence of their own (the repository has no LICENSE file), so handlib never
+ships them.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from handlib.data.checksums import SHA256
+from handlib.data.registry import dataset_names, get_dataset
 from handlib.fileio import sha256_file
 from handlib.data.label_files import read_label_file
 
@@ -24,14 +26,12 @@ COMMIT = "e297a6ea7fd557bd5701c97a3437c551c4b4fbce"
 RAW_URL = f"https://raw.githubusercontent.com/{REPO}/{COMMIT}/{{path}}"
 ENV_VAR = "HANDLIB_PUBLISHED_DIR"
 
-GROUND_TRUTH = {
-    "nyu": "evaluation/groundtruth/nyu/nyu_test_groundtruth_label.txt",
-    "icvl": "evaluation/groundtruth/icvl/icvl_test_groundtruth_label.txt",
-}
-# Joints per frame in the evaluation files and test-set sizes (data.md §2, §6).
-EVAL_JOINTS = {"nyu": 14, "icvl": 16, "msra": 21}
-TEST_FRAMES = {"nyu": 8252, "icvl": 1596, "msra": 76375}
-# NYU test: frames 0..2439 are subject A (the training subject), the rest subject B (data.md §2.1).
+GROUND_TRUTH = {name: get_dataset(name).ground_truth for name in dataset_names("published")}
+# Joints per frame in the evaluation files and test-set sizes, from the registry.
+EVAL_JOINTS = {name: get_dataset(name).eval_joints for name in dataset_names("evaluable")}
+TEST_FRAMES = {name: get_dataset(name).test_frames for name in dataset_names("evaluable")}
+# NYU test: frames 0..2439 are subject A (the training subject), the rest subject B (the split
+# CrossInfoNet's released network/NYU/test_nyu_cross.py reports).
 NYU_SUBJECTS = {"A": slice(0, 2440), "B": slice(2440, 8252)}
 # ICVL test: sequence A (test_seq_1, 702 frames) then sequence B (894).
 ICVL_SEQUENCES = {"A": slice(0, 702), "B": slice(702, 1596)}

@@ -25,8 +25,8 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
-from handlib.cli import ModelChoices
-from handlib.models.summary import CONVENTION_CHOICES, count_flops, example_input
+from handlib.models.registry import ModelChoices
+from handlib.models.summary import CONVENTION_CHOICES, count_flops
 
 if TYPE_CHECKING:
     import torch
@@ -128,13 +128,11 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
     device = device or pick_device()
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
-    forward_kwargs = spec.extra.get("inference_kwargs", {})
-    channels = spec.extra.get("input_channels", 1)
+    infer = spec.inference_forward
     torch.manual_seed(0)
     model = spec.build(variant=variant, convention=convention, image_size=image_size)
     model = prepare_for_inference(model, device, fuse=fuse, channels_last=channels_last)
-    flops_per_frame = count_flops(model, example_input(image_size, 1, device, channels),
-                                  **forward_kwargs)
+    flops_per_frame = count_flops(model, spec.example_input(1, image_size, device), infer)
     if compile:      # one graph per batch size: dynamic shapes would cost speed
         model = torch.compile(model, dynamic=False)
     a, b = matmul_operands(device, matmul_size)
@@ -145,12 +143,12 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
               "flops_per_frame": flops_per_frame}
     with torch.inference_mode(), _compile_context(compile), _fp32_context(device):
         for batch in batch_sizes:
-            inputs = example_input(image_size, batch, device, channels)
-            if channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            inputs = spec.example_input(batch, image_size, device)
+            if channels_last and inputs["depth"].dim() == 4:
+                inputs["depth"] = inputs["depth"].contiguous(memory_format=torch.channels_last)
             calls = repeats if batch > 1 else 10 * repeats   # batch 1 is fast: more samples
             seconds = _time_interleaved(
-                {"model": lambda: model(inputs, **forward_kwargs), "mm": lambda: torch.mm(a, b)},
+                {"model": lambda: infer(model, inputs), "mm": lambda: torch.mm(a, b)},
                 device, calls, warmup=2, desc=f"{model_name} batch {batch} (+ matmul)")
             matmul_seconds += seconds["mm"]
             result[f"fps_b{batch}"] = batch / min(seconds["model"])

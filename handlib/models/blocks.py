@@ -1,8 +1,8 @@
 """Layers shared by the papers' networks: conv/linear + BatchNorm units, the slim ResNet-v1
 bottleneck, and folding BatchNorm into the preceding layer for inference.
 
-TensorFlow-slim conventions are translated once here (architectures.md §7): BN decay 0.9 is
-PyTorch momentum 0.1, ε = 1e-5; a layer followed by BN has no bias; strided convs use
+TensorFlow-slim conventions (CrossInfoNet's released code) are translated once here: BN decay
+0.9 is PyTorch momentum 0.1, ε = 1e-5; a layer followed by BN has no bias; strided convs use
 ``conv2d_same`` padding (k − 1) // 2 on every side, which equals PyTorch's symmetric padding.
 """
 from __future__ import annotations

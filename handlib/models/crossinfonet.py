@@ -1,11 +1,11 @@
 """CrossInfoNet (Du, Lin, Sun, Ma, CVPR 2019) as the released code builds it.
 
-Layer by layer from ``dumyy/handpose`` ``netlib/basemodel.py: basenet2`` (architectures.md §1.2):
+Layer by layer from ``dumyy/handpose`` ``netlib/basemodel.py: basenet2`` (TensorFlow 1.x, slim):
 a ResNet-50-unit-count backbone at the code's narrow widths, an FPN merge, a 24×24 all-joint
 heat-map head, palm and finger branches with the cross-connection (paper Alg. 1, Fig. 6), and
 three FC heads (palm, finger, whole hand). Only the whole-hand head is used at test time.
 
-The four Table 1 variants (architectures.md §1.7, our reading for "Base"):
+The four variants of the paper's Table 1 ("Base" is not in the released code; ours is a reading):
 
 ==========  ==================================================  =================
 variant     refinement                                          heat-map losses
@@ -29,14 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handlib.datasets import stack_fields
 from handlib.joints import JointConvention, get_convention
 from handlib.losses import crossinfonet_heatmap_targets, crossinfonet_loss
 from handlib.models.blocks import (Bottleneck, ConvBN, LinearBN, fuse_batchnorm, resnet_stage,
                                    xavier_init)
 from handlib.models.registry import ModelSpec, register_model
-from handlib.profiles import Profile, check_choice
-from handlib.train import Recipe
+from handlib.recipe import Recipe
+from handlib.sample import stack_fields
 
 FPN_CHANNELS = 256
 BRANCH_WIDTH = 128          # bottleneck width of the heat-map, P0/F0 and P2/F2 units
@@ -301,10 +300,12 @@ def _init_output_bns(net, mean, std, expected, heads) -> None:
         bn.weight.copy_(std[joints].reshape(-1))
 
 
-def data_dependent_init(net: CrossInfoNet, train_set, profile: Profile) -> str:
-    """Apply the profile's ``output_init`` (default "code") to a freshly built network; returns the
-    setting's name, which the run records and a resume checks."""
-    mode = check_choice("output_init", profile.extra.get("output_init", "code"), OUTPUT_INITS)
+def data_dependent_init(net: CrossInfoNet, train_set, settings: dict) -> str:
+    """Apply the profile setting ``output_init`` (default "code") to a freshly built network; returns
+    the setting's name, which the run records and a resume checks."""
+    mode = settings.get("output_init", "code")
+    if mode not in OUTPUT_INITS:
+        raise ValueError(f"unknown output_init {mode!r}; valid values: {', '.join(OUTPUT_INITS)}")
     if mode == "target_stats":
         if len(train_set) < 2:
             raise ValueError(f"output_init 'target_stats' needs at least 2 training frames, got {len(train_set)}")
@@ -318,9 +319,9 @@ def data_dependent_init(net: CrossInfoNet, train_set, profile: Profile) -> str:
 
 
 def training_augmentation(dataset: str):
-    """The paper's online augmentation (§3.5; data.md §3.6) for training batches of a real dataset:
-    per sample one of CoM shift / in-plane rotation / cube scale / none, in the released script's
-    mode order and ranges (:mod:`handlib.data.augment`). None for the synthetic hands, whose renderer
+    """The paper's online augmentation (Du et al. §3.5; released code, ``util/preprocess.py``) for
+    training batches of a real dataset: per sample one of CoM shift / in-plane rotation / cube
+    scale / none, in the released script's mode order and ranges (:mod:`handlib.data.augment`). None for the synthetic hands, whose renderer
     already draws every pose, rotation and scale (the book profile trains without it).
 
     The returned ``batch -> batch`` function draws from torch's global RNG, which training checkpoints
@@ -338,11 +339,17 @@ def training_augmentation(dataset: str):
     return augment
 
 
-# The paper's recipe (§3.5; architectures.md §1.6): Adam 1e-3 × 0.96 per epoch, batch 128, 110
+# The paper's recipe (Du et al., CVPR 2019, §3.5): Adam 1e-3 × 0.96 per epoch, batch 128, 110
 # epochs (the released script loops 200 and keeps the best-on-test epoch), L2 1e-5 on conv / FC
 # weights only (the loop's parameter groups exempt BatchNorm and biases).
 RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=110, batch_size=128, schedule="exponential",
                 gamma=0.96, weight_decay=1e-5)
+
+
+def _infer(net: CrossInfoNet, batch: dict):
+    """What a test run computes: the hand output only (the released test graph never runs the
+    heat-map heads)."""
+    return net(batch["depth"], with_heatmaps=False)
 
 
 register_model(ModelSpec(
@@ -350,18 +357,14 @@ register_model(ModelSpec(
     paper="Du, Lin, Sun, Ma. CrossInfoNet: Multi-Task Information Sharing Based Hand Pose "
           "Estimation. CVPR 2019",
     chapter="crossinfonet",
-    variants=tuple(VARIANTS),
+    variants={key: v.name for key, v in VARIANTS.items()},   # ids -> Table 1 labels
     default_variant=DEFAULT_VARIANT,
     build=build,
     loss=crossinfonet_loss,
     predict=predict,
     recipe=RECIPE,
-    extra={
-        "variant_labels": {key: v.name for key, v in VARIANTS.items()},   # ids -> Table 1 labels
-        "convention": "nyu",                          # synthetic runs use NYU-14 joints
-        "inference_kwargs": {"with_heatmaps": False},  # what a test run computes (bench, summary)
-        "paper_fps": 124.5,                           # Table 3, RTX 2080 Ti
-        "training_augmentation": training_augmentation,  # dataset -> batch transform or None
-        "data_dependent_init": data_dependent_init,   # (net, train split, profile) -> setting name
-    },
+    convention="nyu",
+    infer=_infer,
+    augmentation=training_augmentation,
+    data_init=data_dependent_init,
 ))

@@ -1,38 +1,132 @@
 """Model registry: build any paper's network by name with its paper's defaults.
 
 A paper module registers a :class:`ModelSpec` at import time; ``MODEL_MODULES`` lists the modules
-to import so that ``get_model_spec`` finds every registered model.
+to import so that ``get_model_spec`` finds every registered model. A spec is typed data with
+defaults that fit most papers: a new paper overrides only what differs (its input, forward options,
+the data it needs, how a run is selected, an upstream stage).
+
+This module imports nothing above ``handlib.models`` (tests/test_import_graph.py checks it): the
+training loop, the datasets and the CLI read specs, specs never read them.
 """
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from handlib.recipe import Recipe
 
 MODEL_MODULES: list[str] = ["handlib.models.crossinfonet"]
 _REGISTRY: dict[str, "ModelSpec"] = {}
 
+INPUT_KINDS = ("frame", "clip")          # one (B, C, S, S) crop | (B, T, C, S, S) consecutive crops
+DATA_KINDS = ("frames", "clips", "parts")  # what each training item holds (see handlib.datasets)
+
+
+def default_forward(net, batch: dict):
+    """Most papers' networks take the normalised crop: ``net(batch["depth"])``."""
+    return net(batch["depth"])
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the validation split picks the best epoch.
+
+    ``name`` is the key in the validation metrics dict; ``evaluate(model, spec, dataset, **kw)``
+    returns that dict (None: the loop's joint mean error in mm, key ``mean_error_mm``)."""
+
+    name: str = "mean_error_mm"
+    lower_is_better: bool = True
+    evaluate: Callable[..., dict] | None = None
+
+    def worst(self) -> float:
+        return math.inf if self.lower_is_better else -math.inf
+
+    def improves(self, new: float, best: float) -> bool:
+        return new < best if self.lower_is_better else new > best
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A frozen first-stage network whose output the model consumes (e.g. a hand-location net).
+
+    The upstream run is ``model`` / ``variant`` trained on the same dataset and profile; its
+    selected weights are loaded frozen, and ``attach(upstream_net, batch) -> batch`` adds what the
+    second stage needs (e.g. a refined centre, part probabilities)."""
+
+    model: str
+    variant: str | None = None
+    attach: Callable[[Any, dict], dict] | None = None
+
+    def key(self) -> str:
+        """How the stage appears in a run key and output folder."""
+        return f"{self.model}-{self.variant}" if self.variant else self.model
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the training loop and the CLI need to know about one paper's network.
+    """What the training loop, the CLI, benches and chapters need to know about one paper's network.
 
     ``build(variant=..., convention=..., image_size=...)`` returns the ``nn.Module``;
     ``loss(outputs, batch)`` returns a dict of named scalar terms including ``"total"``;
     ``predict(outputs)`` returns the (B, J, 3) normalised joints used for metrics;
-    ``recipe`` is the paper's optimiser / schedule, in the training loop's recipe format.
-    """
+    ``variants`` maps each variant id to its label in the paper's tables."""
 
     name: str
     paper: str
     chapter: str
-    variants: tuple[str, ...]
+    variants: Mapping[str, str]
     default_variant: str
     build: Callable[..., Any]
     loss: Callable[..., dict]
     predict: Callable[..., Any]
-    recipe: Any = None
-    extra: dict = field(default_factory=dict)
+    recipe: Recipe
+    convention: str = "nyu"                      # joints of synthetic runs (real data fixes its own)
+    input_kind: str = "frame"
+    input_channels: int = 1
+    clip_length: int = 1                         # T for input_kind "clip"
+    data: str = "frames"                         # frames | clips | parts
+    forward: Callable[[Any, dict], Any] = default_forward         # training graph
+    infer: Callable[[Any, dict], Any] | None = None               # test-time graph (None: forward)
+    selection: Selection = field(default_factory=Selection)
+    # dataset name -> batch transform (online augmentation) or None
+    augmentation: Callable[[str], Callable[[dict], dict] | None] | None = None
+    # (net, training split, profile settings) -> name of the setting applied (recorded; checked on resume)
+    data_init: Callable[..., str] | None = None
+    upstream: Upstream | None = None
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"ModelSpec {self.name!r}: {name}={getattr(self, name)!r}, expected {expected}")
+        if self.default_variant not in self.variants:
+            bad("default_variant", f"one of {list(self.variants)}")
+        if self.input_kind not in INPUT_KINDS:
+            bad("input_kind", " or ".join(INPUT_KINDS))
+        if self.data not in DATA_KINDS:
+            bad("data", " or ".join(DATA_KINDS))
+        if (self.input_kind == "clip") != (self.clip_length > 1):
+            bad("clip_length", "> 1 exactly when input_kind is 'clip'")
+        if not isinstance(self.recipe, Recipe):
+            bad("recipe", "a handlib.recipe.Recipe")
+
+    @property
+    def inference_forward(self) -> Callable[[Any, dict], Any]:
+        return self.infer or self.forward
+
+    def label(self, variant: str) -> str:
+        """The paper's name of ``variant`` (its row in the paper's table)."""
+        return self.variants[variant]
+
+    def example_input(self, batch: int, image_size: int, device="cpu") -> dict:
+        """A fixed batch of depth-like inputs in [-1, 1] of this model's input kind (summary, benches)."""
+        import torch
+
+        shape = (batch, self.input_channels, image_size, image_size)
+        if self.input_kind == "clip":
+            shape = (batch, self.clip_length) + shape[1:]
+        generator = torch.Generator().manual_seed(0)
+        return {"depth": (torch.rand(shape, generator=generator) * 2 - 1).to(device)}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -56,3 +150,19 @@ def get_model_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(_REGISTRY) or 'none yet'}")
     return _REGISTRY[name]
+
+
+# The names model_names() returns, listed here so that CLI help texts need not import the models
+# (torch). tests/test_cli_help.py checks that the two agree.
+MODEL_NAMES = ("crossinfonet",)
+
+
+class ModelChoices:
+    """``choices=`` for a registered model name: help lists :data:`MODEL_NAMES` (no torch import);
+    a parsed value is checked against the real registry (so models registered at run time count)."""
+
+    def __iter__(self):
+        return iter(MODEL_NAMES)
+
+    def __contains__(self, name) -> bool:
+        return name in model_names()

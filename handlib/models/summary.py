@@ -2,7 +2,7 @@
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass in eval
 mode: convolutions, linear layers and matmuls (2 FLOPs per multiply–accumulate); BatchNorm,
-ReLU, pooling and resizing are not counted (the convention of architectures.md §0).
+ReLU, pooling and resizing are not counted (the usual convention: FLOPs = 2 × MACs).
 
 torch and the models are imported by the functions that use them: building the CLI parser stays light.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from handlib.cli import ModelChoices
+from handlib.models.registry import ModelChoices
+from handlib.data.registry import dataset_names
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-CONVENTION_CHOICES = ("nyu", "icvl", "msra", "hands17")
+CONVENTION_CHOICES = dataset_names("real")   # the real datasets' own joint conventions
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -25,28 +25,21 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def example_input(image_size: int, batch: int = 1, device: torch.device | str = "cpu",
-                  channels: int = 1) -> torch.Tensor:
-    """A fixed (B, C, S, S) depth-like input in [-1, 1]."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    depth = torch.rand(batch, channels, image_size, image_size, generator=generator) * 2 - 1
-    return depth.to(device)
-
-
-def count_flops(model: nn.Module, inputs: torch.Tensor, **forward_kwargs) -> int:
-    """FLOPs per sample of ``model(inputs, **forward_kwargs)`` (total ÷ batch size), without autograd."""
+def count_flops(model: nn.Module, inputs, forward=None) -> int:
+    """FLOPs per sample of one forward pass, without autograd: ``forward(model, batch)`` on a batch
+    dict (a spec's ``forward`` / ``inference_forward``), or ``model(inputs)`` on a tensor."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    batch = inputs if isinstance(inputs, dict) else {"depth": inputs}
+    forward = forward or (lambda net, b: net(b["depth"]))
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(inputs, **forward_kwargs)
+        forward(model, batch)
     model.train(was_training)
-    return counter.get_total_flops() // inputs.shape[0]
+    return counter.get_total_flops() // batch["depth"].shape[0]
 
 
 def summarize(model_name: str, variant: str | None = None, convention: str = "nyu",
@@ -58,9 +51,8 @@ def summarize(model_name: str, variant: str | None = None, convention: str = "ny
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
     model = spec.build(variant=variant, convention=convention, image_size=image_size)
-    inputs = example_input(image_size, channels=spec.extra.get("input_channels", 1))
-    flops = count_flops(model, inputs)
-    inference_kwargs = spec.extra.get("inference_kwargs", {})
+    inputs = spec.example_input(1, image_size)
+    flops = count_flops(model, inputs, spec.forward)
     return {
         "model": model_name,
         "variant": variant,
@@ -69,7 +61,7 @@ def summarize(model_name: str, variant: str | None = None, convention: str = "ny
         "params": count_parameters(model),
         "flops": flops,
         "macs": flops // 2,
-        "flops_inference": count_flops(model, inputs, **inference_kwargs),
+        "flops_inference": count_flops(model, inputs, spec.inference_forward),
     }
 
 

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from handlib.geometry import (Camera, get_camera, normalize_depth, normalize_joints,
                               transform_points_2d, xyz_to_uvd)
-from handlib.joints import get_convention
+from handlib.data.registry import convention_camera
+from handlib.joints import CONVENTIONS, get_convention
 from handlib.synth.cache import cache_root, load_shard, save_shard, shard_path
 from handlib.synth.frames import (check_cube, check_domain, check_size, render_clips,
                                   render_frames)
@@ -27,7 +28,7 @@ from handlib.synth.frames import (check_cube, check_domain, check_size, render_c
 SHARD_FRAMES = 256
 DEPTH_UNITS_PER_MM = 10  # cached depth is uint16 in 0.1 mm
 # Camera whose intrinsics (and y direction) the synthetic frames are expressed in, per convention.
-DEFAULT_CAMERA = {"nyu": "nyu", "icvl": "icvl", "msra": "msra", "hands17": "hands17", "full": "nyu"}
+DEFAULT_CAMERA = {name: convention_camera(name) for name in CONVENTIONS}   # handlib.data.registry
 
 
 def _check_common(split, n, seed, cube, what="n"):
@@ -238,8 +239,9 @@ class SyntheticClips(_SyntheticBase):
     """Temporally smooth clips of ``frames`` frames (for the temporal chapter).
 
     Each item holds the frame sample's keys with a leading time axis T (``depth`` (T, 1, S, S),
-    ``joints`` (T, J, 3), ...), plus ``index`` (the clip) and ``frame`` (T,). Clips are independent
-    sequences, so a train/test split by clip is a split by sequence."""
+    ``joints`` (T, J, 3), ...), plus ``index`` (the clip), ``frame`` (T,), ``sequence`` (= the clip)
+    and ``start`` (0). Clips are independent sequences, so a train/test split by clip is a split by
+    sequence."""
 
     def __init__(self, split: str = "train", n: int = 64, frames: int = 16, size: int = 96,
                  domain: str = "synthetic", convention: str = "nyu", seed: int = 0,
@@ -271,4 +273,7 @@ class SyntheticClips(_SyntheticBase):
         sample["parts_trainable"] = torch.full((self.frames,), self.domain == "synthetic")
         sample["index"] = torch.tensor(index, dtype=torch.int64)
         sample["frame"] = torch.arange(self.frames)
+        # Each clip is its own rendered sequence, starting at its frame 0 (as handlib.datasets.ClipDataset).
+        sample["sequence"] = torch.tensor(index, dtype=torch.int64)
+        sample["start"] = torch.tensor(0, dtype=torch.int64)
         return sample

@@ -1,7 +1,7 @@
 """Hand model: shape parameters, articulation layout and limits, batched forward kinematics.
 
-Frames and numbers follow renderer.md §3.1-3.4. Hand frame (right hand): +x radial (thumb side),
-+y along the fingers, +z volar; mm; geometry defined at hand length 180 mm and scaled by HL/180.
+Frames and numbers are the renderer's design (see the synthetic-hands chapter). Hand frame (right
+hand): +x radial (thumb side), +y along the fingers, +z volar; mm; geometry defined at hand length 180 mm and scaled by HL/180.
 FK uses only elementwise products (no BLAS) so a frame's result does not depend on its batch.
 """
 from __future__ import annotations
@@ -20,20 +20,22 @@ THETA_NAMES = tuple(
     ["T_CMC_flex", "T_CMC_abd", "T_MCP_flex", "T_IP_flex"]
     + [f"{d}_{j}" for d in DIGITS[1:] for j in ("MCP_flex", "MCP_abd", "PIP_flex", "DIP_flex")]
 )
-# Physiological limits (degrees), renderer.md §2.4 (prototype's values).
+# Physiological limits (degrees), after ASAPRealizer's hmi.neurophysics.Hand and the Shadow Hand
+# ranges; the thumb's are in a thumb-local frame, tuned visually.
 _FINGER_LIMITS = ((-15.0, 90.0), (-15.0, 15.0), (0.0, 110.0), (0.0, 90.0))
 _THUMB_LIMITS = ((-20.0, 55.0), (-25.0, 40.0), (-10.0, 60.0), (-15.0, 80.0))
 THETA_LIMITS = torch.tensor(list(_THUMB_LIMITS) + list(_FINGER_LIMITS) * 4, dtype=torch.float32)
 # Rest splay of the four fingers around which MCP abduction is measured (degrees, + = radial).
 REST_SPLAY = (7.0, 0.0, -7.0, -14.0)
 
-# Buchholz et al. 1992 segment length / hand length (renderer.md §2.3): proximal, middle, distal.
+# Buchholz, Armstrong & Goldstein (Ergonomics 1992) segment length / hand length: proximal,
+# middle, distal.
 FINGER_RATIOS = ((0.265, 0.143, 0.097), (0.277, 0.170, 0.108), (0.259, 0.165, 0.107),
                  (0.206, 0.117, 0.093))
 THUMB_RATIOS = (0.251, 0.196, 0.158)  # metacarpal, proximal, distal
 DISTAL_SOFT_TISSUE_MM = 2.0
 
-# Rest geometry at HL 180 (renderer.md §3.2).
+# Rest geometry at HL 180 (the renderer's design).
 FINGER_MCP = ((26.0, 80.0, 0.0), (7.0, 83.0, 0.0), (-11.0, 78.0, 0.0), (-27.0, 70.0, 1.0))
 FINGER_BASE = ((12.0, 14.0, 1.0), (4.0, 16.0, 1.0), (-5.0, 15.0, 1.0), (-13.0, 13.0, 1.0))
 THUMB_CMC = (19.0, 14.0, 10.0)
@@ -43,10 +45,11 @@ THUMB_RADIUS = (13.5, 10.5, 9.6)
 PALM_FILLERS = (((12.0, 10.0, 2.0), (-12.0, 10.0, 2.0), 13.0),
                 ((9.0, 38.0, 2.5), (-10.0, 38.0, 2.5), 13.0))
 FOREARM = ((0.0, -5.0, 2.0), (0.0, -140.0, 4.0), 22.0)
-WRIST_HALF_WIDTH = 14.5  # NYU W1-W2 distance is 29.3 mm (renderer.md §2.2)
+WRIST_HALF_WIDTH = 14.5  # NYU W1-W2 distance is 29.3 mm (median over the NYU test labels)
 
-# Part labels (renderer.md §3.3): 0 background, 1 palm, 2-4 thumb MC/PP/DP, 5-8 index MC/PP/MP/DP,
-# 9-12 middle, 13-16 ring, 17-20 little, 21 forearm.
+# Part labels, one per digit bone plus palm (20 hand parts, as Neverova et al., CVIU 2017, count):
+# 0 background, 1 palm, 2-4 thumb MC/PP/DP, 5-8 index MC/PP/MP/DP, 9-12 middle, 13-16 ring,
+# 17-20 little, 21 forearm.
 NUM_PARTS = 22
 PART_NAMES = (("background", "palm", "T_MC", "T_PP", "T_DP")
               + tuple(f"{d}_{b}" for d in DIGITS[1:] for b in ("MC", "PP", "MP", "DP")) + ("arm",))
@@ -187,7 +190,7 @@ def hand_frame_fk(theta: torch.Tensor, shape: HandShape):
     thumb = torch.stack(joints, 1)  # (B, 4, 3)
     wrist = torch.zeros(batch, 1, 3)
     canonical = torch.cat((wrist, thumb, fingers.reshape(batch, 16, 3)), 1)
-    # Extra landmarks, rigid in the palm frame (renderer.md §3.1).
+    # Extra landmarks, rigid in the palm frame (placed from medians over the NYU / ICVL test labels).
     radial = torch.zeros(batch, 3)
     radial[:, 0] = WRIST_HALF_WIDTH * scale * shape.palm_width
     middle_mcp = canonical[:, 9]

@@ -1,4 +1,4 @@
-"""Pose and shape sampling: random valid hands per frame, and smooth sequences (renderer.md §3.8).
+"""Pose and shape sampling: random valid hands per frame, and smooth sequences (keyframes + Catmull-Rom).
 
 Every draw comes from :class:`handlib.synth.rng.FrameRandom`, so a frame's pose depends only on
 its key. Angles are degrees; global pose is (yaw, pitch, roll) in degrees and (x, y, z) in mm.
@@ -36,7 +36,7 @@ def clip_theta(theta: torch.Tensor) -> torch.Tensor:
 
 def sample_shape(rng: FrameRandom, domain: str) -> HandShape:
     """Synthetic: HL ~ N(180, 6), digit lengths +-2 %; real-like: HL ~ N(168, 14), +-7 %,
-    radius x (1.08 +- 0.10), palm width x (1 +- 0.06) (renderer.md §3.9, the shape shift)."""
+    radius x (1.08 +- 0.10), palm width x (1 +- 0.06) (the renderer's domain-shift design)."""
     if domain == "synthetic":
         hand_length = rng.normal(1, 180.0, 6.0)[:, 0]
         digits = rng.uniform(5, 0.98, 1.02)

@@ -1,4 +1,4 @@
-"""Analytic ray casting of capsules straight into the DeepPrior/CrossInfoNet crop (renderer.md §3.5-3.6).
+"""Analytic ray casting of capsules (Quilez's capsule test) into the DeepPrior/CrossInfoNet crop.
 
 Crop pixel (i, j) of a CoM c and cube C at size S is the camera ray
 d_ij = ((cx - C/2 + (j + 1/2) C/S) / cz, (cy - C/2 + (i + 1/2) C/S) / cz, 1), so the ray parameter

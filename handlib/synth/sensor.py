@@ -1,4 +1,4 @@
-"""The "real-like" depth-sensor domain (renderer.md §3.9), applied at crop resolution in mm.
+"""The "real-like" depth-sensor domain (the renderer's design), applied at crop resolution in mm.
 
 Background surfaces, lateral and axial noise (Nguyen, Izadi & Lovell 2012), disparity quantisation
 and dropout (grazing angles, silhouette erosion, projector shadows, blob holes). All randomness is

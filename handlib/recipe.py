@@ -1,0 +1,91 @@
+"""A paper's optimiser, learning-rate schedule and budget as data (:class:`Recipe`).
+
+A leaf module: model modules declare their paper's recipe here without importing the training loop.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "exponential", "step")
+
+
+# --- the recipe: a paper's optimiser and schedule as data ------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimiser, learning-rate schedule and budget of one paper (its ``ModelSpec.recipe``).
+
+    The learning rate of epoch e (0-based) is ``lr * gamma**e`` for ``"exponential"`` and
+    ``lr * gamma**(number of milestones <= e)`` for ``"step"``. Weight decay is coupled L2 (the
+    optimiser's ``weight_decay``, i.e. TF's L2 regulariser), applied to conv/linear weights only
+    unless ``decay_norm_and_bias`` is set."""
+
+    optimizer: str = "adam"                  # "adam" | "sgd"
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 64                     # global batch, summed over DDP processes
+    schedule: str = "constant"               # "constant" | "exponential" | "step"
+    gamma: float = 1.0                       # per-epoch factor (exponential) or per-milestone factor (step)
+    milestones: tuple[int, ...] = ()         # step: epochs at which lr is multiplied by gamma
+    weight_decay: float = 0.0
+    decay_norm_and_bias: bool = False        # False: no weight decay on BatchNorm/LayerNorm and biases
+    momentum: float = 0.9                    # sgd only
+    nesterov: bool = False                   # sgd only
+    betas: tuple[float, float] = (0.9, 0.999)  # adam only
+    eps: float = 1e-8                        # adam only
+    grad_clip: float | None = None           # max global gradient norm; None = no clipping
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"Recipe.{name}={getattr(self, name)!r}: expected {expected}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", " or ".join(OPTIMIZERS))
+        if self.schedule not in SCHEDULES:
+            bad("schedule", " or ".join(SCHEDULES))
+        if not self.lr > 0:
+            bad("lr", "a positive number")
+        if self.epochs < 1:
+            bad("epochs", "at least 1")
+        if self.batch_size < 1:
+            bad("batch_size", "at least 1")
+        if not self.gamma > 0:
+            bad("gamma", "a positive number")
+        if self.weight_decay < 0:
+            bad("weight_decay", "a number >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            bad("grad_clip", "None or a positive number")
+        if self.schedule == "step" and not self.milestones:
+            bad("milestones", "at least one epoch when schedule='step'")
+        if list(self.milestones) != sorted(set(self.milestones)):
+            bad("milestones", "strictly increasing epochs")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``."""
+        if self.schedule == "exponential":
+            return self.lr * self.gamma ** epoch
+        if self.schedule == "step":
+            return self.lr * self.gamma ** sum(m <= epoch for m in self.milestones)
+        return self.lr
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Recipe":
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
+
+
+def recipe_for_profile(recipe: Recipe, profile) -> Recipe:
+    """The paper's recipe at a profile's budget.
+
+    ``full`` keeps the paper's epochs and batch. ``smoke``/``book`` take the profile's epochs and
+    batch size (a named deviation: the paper's budget does not fit a CPU) and scale step milestones
+    by epochs / paper epochs, so the decays happen at the same fraction of training."""
+    if profile.name == "full":
+        return recipe
+    milestones = recipe.milestones
+    if recipe.schedule == "step":
+        scale = profile.epochs / recipe.epochs
+        milestones = tuple(sorted({max(1, round(m * scale)) for m in recipe.milestones}))
+    return replace(recipe, epochs=profile.epochs, batch_size=profile.batch_size, milestones=milestones)

@@ -1,0 +1,254 @@
+"""Chapter reports: the paper's numbers beside ours, seed statistics and whether an effect reproduces.
+
+Every chapter ends the same way (house style, "A chapter's shape" step 7): the paper's table
+regenerated, mean ± std over seeds beside the paper's values, the paper's effects (one variant
+minus another) measured on our runs, and a plain-words verdict. The tables are pandas DataFrames so
+they render as HTML tables in the built book.
+
+Inputs are results records (the JSON dicts of :mod:`handlib.results`) and the repository's
+``data/paper_tables.csv`` (columns paper, table, dataset, method, metric, value, unit).
+
+Statistics, stated once:
+
+* mean ± std over seeds: the sample mean and the sample standard deviation (ddof 1; NaN for one
+  seed) of the metric over the runs of one variant.
+* An effect "better − worse" is measured per seed: d_s = m(better, seed s) − m(worse, seed s) on
+  the seeds both variants have. Its estimate is mean(d); its **paired** standard error is
+  std(d, ddof 1) / sqrt(n). Runs that share a seed share data order and initialisation noise, so
+  pairing removes the part of the spread both variants have in common.
+* The **unpaired** standard error sqrt(s_a²/n_a + s_b²/n_b) (Welch's) treats the two variants'
+  runs as independent; it is shown beside the paired one for comparison, computed on the same
+  paired seeds.
+* An effect "reproduces" when it has the expected sign and |mean(d)| > 2 SE (about a 95 % normal
+  interval excluding 0); see :func:`verdict`.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from handlib.paths import REPO_ROOT
+from handlib.results import metric_value, summarize
+
+PAPER_TABLES = REPO_ROOT / "data" / "paper_tables.csv"
+DEFAULT_METRIC = "test.mean_error_mm"
+
+YES = "yes"
+SAME_SIGN = "same sign, within noise"
+OPPOSITE_SIGN = "no: opposite sign, within noise"
+REVERSED = "no: reversed beyond noise"
+ONE_SEED = "one seed: cannot tell"
+VERDICTS = (YES, SAME_SIGN, OPPOSITE_SIGN, REVERSED, ONE_SEED)
+
+
+# --- the paper's numbers ------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _paper_tables() -> pd.DataFrame:
+    if not PAPER_TABLES.is_file():
+        raise FileNotFoundError(f"{PAPER_TABLES} is missing: the paper tables ship with the repository "
+                                "checkout (data/paper_tables.csv)")
+    return pd.read_csv(PAPER_TABLES, dtype={"value": float})
+
+
+def _as_set(value) -> set | None:
+    if value is None:
+        return None
+    return {value} if isinstance(value, str) else set(value)
+
+
+def paper_numbers(paper: str, table: str | None = None, dataset: str | Iterable[str] | None = None,
+                  metric: str | None = "mean_error", method: str | Iterable[str] | None = None) -> pd.DataFrame:
+    """Rows of ``data/paper_tables.csv`` for one paper, as printed in the paper.
+
+    ``table``, ``dataset``, ``metric`` and ``method`` select rows (a string or several strings;
+    None keeps all). Returns the csv's columns (paper, table, dataset, method, metric, value,
+    unit) in file order with a fresh 0..n-1 index. An unknown ``paper`` or ``table`` raises a
+    ValueError listing the valid ones; filters that match nothing return an empty frame.
+    """
+    rows = _paper_tables()
+    mine = rows[rows["paper"] == paper]
+    if mine.empty:
+        raise ValueError(f"no paper {paper!r} in {PAPER_TABLES.name}; papers: {sorted(rows['paper'].unique())}")
+    if table is not None and not (mine["table"] == table).any():
+        raise ValueError(f"paper {paper!r} has no table {table!r}; tables: {sorted(mine['table'].unique())}")
+    keep = np.ones(len(mine), dtype=bool)
+    for column, wanted in (("table", table), ("dataset", dataset), ("metric", metric), ("method", method)):
+        wanted = _as_set(wanted)
+        if wanted is not None:
+            keep &= mine[column].isin(wanted).to_numpy()
+    return mine[keep].reset_index(drop=True)
+
+
+# --- our numbers --------------------------------------------------------------------------------
+
+def seed_summary(records: Sequence[dict], by: Sequence[str] = ("variant",),
+                 metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """Mean and sample std (ddof 1; NaN for one seed) of ``metric`` over seeds, one row per
+    distinct ``by`` values (in first-seen order), with ``n`` runs and their sorted ``seeds``.
+
+    ``metric`` is a dotted path into a record (``"test.mean_error_mm"``, ``"best_val.mean_error_mm"``);
+    the numbers are :func:`handlib.results.summarize`'s."""
+    by = tuple(by)
+    rows = summarize(list(records), by=by, metric=metric)
+    frame = pd.DataFrame(rows, columns=[*by, "mean", "std", "n", "seeds"])
+    frame["std"] = frame["std"].astype(float)          # None (one seed) -> NaN
+    frame["mean"] = frame["mean"].astype(float)
+    frame["n"] = frame["n"].astype(int)
+    return frame
+
+
+def _by_variant_seed(records: Sequence[dict], metric: str) -> dict[str, dict[int, float]]:
+    """{variant: {seed: metric}}; two records of one (variant, seed) are an error (mixed datasets?)."""
+    table: dict[str, dict[int, float]] = {}
+    for record in records:
+        seeds = table.setdefault(record["variant"], {})
+        if record["seed"] in seeds:
+            raise ValueError(
+                f"two records of variant {record['variant']!r}, seed {record['seed']}: filter the records "
+                "to one model, dataset, convention and profile first (results.load_records(..., dataset=...))")
+        seeds[record["seed"]] = metric_value(record, metric)
+    return table
+
+
+def paper_vs_ours(records: Sequence[dict], paper: str, table: str, labels: dict[str, str],
+                  datasets: Sequence[str] = ("NYU", "ICVL"), metric: str = DEFAULT_METRIC,
+                  paper_metric: str = "mean_error") -> pd.DataFrame:
+    """The paper's table regenerated: one row per variant of ``labels`` (in its order), indexed by
+    variant, with ``method`` (the paper's name for it), our ``mean``, ``std`` (ddof 1) and ``n``
+    over seeds, then the paper's value per dataset as columns ``"paper NYU"``, ``"paper ICVL"``...
+
+    ``labels`` maps our variant names to the paper's method names (``{"base": "Base", ...}``).
+    A variant without records gets NaN and n = 0; a dataset the paper does not report for a method
+    gets NaN; a method name found in no row of the table raises a ValueError (a typo)."""
+    known = paper_numbers(paper, table, metric=paper_metric)
+    unknown = [m for m in labels.values() if m not in set(known["method"])]
+    if unknown:
+        raise ValueError(f"{paper} {table} has no {paper_metric!r} row for method(s) {unknown}; "
+                         f"methods: {sorted(known['method'].unique())}")
+    ours = seed_summary([r for r in records if r["variant"] in labels], by=("variant",), metric=metric)
+    ours = ours.set_index("variant").reindex(list(labels))
+    ours["n"] = ours["n"].fillna(0).astype(int)
+    frame = pd.DataFrame({"method": list(labels.values()), "mean": ours["mean"], "std": ours["std"],
+                          "n": ours["n"]}, index=pd.Index(list(labels), name="variant"))
+    values = known.set_index(["dataset", "method"])["value"]
+    for dataset in datasets:
+        frame[f"paper {dataset}"] = [values.get((dataset, m), np.nan) for m in labels.values()]
+    return frame
+
+
+# --- effects and verdicts -----------------------------------------------------------------------
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def verdict(diff: float, se: float | None, paper_diff: float | None = None, *,
+            lower_is_better: bool = True) -> str:
+    """Does an effect ``diff`` (better − worse variant) with standard error ``se`` reproduce?
+
+    The expected sign is ``paper_diff``'s when given (non-zero, finite), else negative for a metric
+    where lower is better (an error in mm: an improvement lowers it) and positive otherwise.
+
+    * ``"yes"``: the expected sign and |diff| > 2·se;
+    * ``"same sign, within noise"``: the expected sign, |diff| <= 2·se;
+    * ``"no: opposite sign, within noise"``: the other sign (or exactly 0), |diff| <= 2·se;
+    * ``"no: reversed beyond noise"``: the other sign and |diff| > 2·se;
+    * ``"one seed: cannot tell"``: ``se`` is None or NaN (no spread over seeds).
+    """
+    if _missing(se):
+        return ONE_SEED
+    if paper_diff is not None and math.isfinite(paper_diff) and paper_diff != 0:
+        expected = math.copysign(1.0, paper_diff)
+    else:
+        expected = -1.0 if lower_is_better else 1.0
+    beyond = abs(diff) > 2 * se
+    if diff * expected > 0:
+        return YES if beyond else SAME_SIGN
+    return REVERSED if beyond else OPPOSITE_SIGN
+
+
+def paired_effects(records: Sequence[dict], effects: Sequence[tuple[str, str, str]],
+                   metric: str = DEFAULT_METRIC, paper: str | None = None, table: str | None = None,
+                   labels: dict[str, str] | None = None, datasets: Sequence[str] = ("NYU", "ICVL"),
+                   paper_metric: str = "mean_error", lower_is_better: bool = True) -> pd.DataFrame:
+    """The paper's effects measured on our runs, one row per ``(name, better, worse)``, indexed by
+    effect name.
+
+    Columns: ``better``, ``worse`` (variants); ``per_seed`` (list of d_s = m(better, s) −
+    m(worse, s) over ``seeds``, the seeds both variants have); ``diff`` = mean(d); ``se`` = the
+    paired standard error std(d, ddof 1)/sqrt(n); ``se_unpaired`` = sqrt(s_b²/n + s_w²/n) from the
+    two variants' own std over the same seeds; ``n_pairs``; with ``paper``, ``table`` and
+    ``labels`` (variant -> the paper's method name) the paper's difference per dataset as
+    ``"paper NYU"`` ...; and ``verdict`` (:func:`verdict` of diff and the paired se; its expected
+    sign is the paper's when every paper difference given has the same sign, else
+    ``lower_is_better``'s). With fewer than two pairs both SEs are NaN ("one seed: cannot tell");
+    with none, diff is NaN too.
+    """
+    per_variant = _by_variant_seed(records, metric)
+    with_paper = paper is not None and table is not None and labels is not None
+    paper_values = (paper_numbers(paper, table, metric=paper_metric).set_index(["dataset", "method"])["value"]
+                    if with_paper else None)
+    rows = []
+    for name, better, worse in effects:
+        for variant in (better, worse):
+            if variant not in per_variant:
+                raise ValueError(f"effect {name!r}: no records of variant {variant!r}; "
+                                 f"variants: {sorted(per_variant)}")
+        a, b = per_variant[better], per_variant[worse]
+        seeds = sorted(set(a) & set(b))
+        va = np.array([a[s] for s in seeds], dtype=float)
+        vb = np.array([b[s] for s in seeds], dtype=float)
+        d = va - vb
+        n = len(seeds)
+        row = {"better": better, "worse": worse, "per_seed": d.tolist(), "seeds": seeds,
+               "diff": float(d.mean()) if n else math.nan,
+               "se": float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+               "se_unpaired": (float(math.sqrt(va.var(ddof=1) / n + vb.var(ddof=1) / n)) if n > 1 else math.nan),
+               "n_pairs": n}
+        paper_diffs = []
+        if with_paper:
+            for dataset in datasets:
+                pb = paper_values.get((dataset, labels.get(better)), np.nan)
+                pw = paper_values.get((dataset, labels.get(worse)), np.nan)
+                row[f"paper {dataset}"] = float(pb - pw)
+                if math.isfinite(pb - pw) and pb != pw:
+                    paper_diffs.append(pb - pw)
+        signs = {math.copysign(1.0, p) for p in paper_diffs}
+        expected = paper_diffs[0] if len(signs) == 1 else None
+        row["verdict"] = verdict(row["diff"], row["se"], expected, lower_is_better=lower_is_better)
+        rows.append(row)
+    columns = ["better", "worse", "diff", "se", "se_unpaired", "n_pairs", "seeds", "per_seed"]
+    if with_paper:
+        columns += [f"paper {d}" for d in datasets]
+    columns.append("verdict")
+    return pd.DataFrame(rows, columns=columns,
+                        index=pd.Index([name for name, _, _ in effects], name="effect"))
+
+
+def _count(n: int, singular: str, plural: str) -> str:
+    return f"{n if n else 'none'} {singular if n == 1 else plural}"
+
+
+def verdict_sentence(effects: pd.DataFrame) -> str:
+    """One plain sentence counting :func:`paired_effects`' verdicts, e.g. "Of the paper's 4
+    improvements, 1 reproduces beyond the seed spread, 2 point the same way within the noise,
+    1 does not reproduce." ("no: ..." verdicts count as not reproducing.)"""
+    verdicts = list(effects["verdict"])
+    total = len(verdicts)
+    noun = "improvement" if total == 1 else "improvements"
+    one_seed = verdicts.count(ONE_SEED)
+    if total and one_seed == total:
+        return (f"One seed per variant: the spread over seeds is unknown, so none of the paper's {total} "
+                f"{noun} can be judged.")
+    parts = [_count(verdicts.count(YES), "reproduces beyond the seed spread", "reproduce beyond the seed spread"),
+             _count(verdicts.count(SAME_SIGN), "points the same way within the noise",
+                    "point the same way within the noise"),
+             _count(sum(v.startswith("no") for v in verdicts), "does not reproduce", "do not reproduce")]
+    if one_seed:
+        parts.append(_count(one_seed, "has one seed and cannot be judged", "have one seed and cannot be judged"))
+    return f"Of the paper's {total} {noun}, {', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}."
