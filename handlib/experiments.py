@@ -31,6 +31,7 @@ class Grid:
     records: dict[tuple[str, int], dict] = field(default_factory=dict)
     predictions: dict[tuple[str, int], tuple] = field(default_factory=dict)   # (pred, truth) (F, J, 3) mm
     trained: list[tuple[str, int]] = field(default_factory=list)              # what this call trained
+    runs_root: Path = Path(".")                                               # where checkpoints are
 
     def errors(self, variant: str, seed: int):
         """(F, J) joint errors in mm of one run on the test split."""
@@ -75,7 +76,8 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
     seeds = tuple(prof.seeds if seeds is None else seeds)
     if runs_root is None:
         runs_root = tempfile.mkdtemp(prefix=f"{model}-{profile}-") if profile == "smoke" else "."
-    grid = Grid(model, profile, dataset, variants, seeds, {v: spec.label(v) for v in variants})
+    grid = Grid(model, profile, dataset, variants, seeds, {v: spec.label(v) for v in variants},
+                runs_root=Path(runs_root))
     for variant in variants:
         wanted = expected_hash(model, variant, dataset, profile, train_kwargs.get("epochs"),
                                train_kwargs.get("augment"))
@@ -107,21 +109,21 @@ def _committed(model, variant, dataset, profile, seed, wanted_hash, results_dir)
     return None
 
 
-def checkpoint_dir(grid: Grid, variant: str, seed: int, runs_root: str | Path = ".") -> Path:
+def checkpoint_dir(grid: Grid, variant: str, seed: int) -> Path:
     """Where :func:`run_grid` keeps (or would keep) the checkpoints of one run."""
     record = grid.records[variant, seed]
-    return (Path(runs_root) / default_out_dir(grid.model, variant, grid.dataset, grid.profile, seed,
+    return (grid.runs_root / default_out_dir(grid.model, variant, grid.dataset, grid.profile, seed,
                                               record.get("stage")) / record["config_hash"])
 
 
-def load_trained(grid: Grid, variant: str, seed: int, runs_root: str | Path = "."):
+def load_trained(grid: Grid, variant: str, seed: int):
     """The selected (best-validation) network of one run, in eval mode, or None when its checkpoint is
     not on this machine (checkpoints are not committed: a clone has records and predictions only)."""
     from handlib.models.registry import get_model_spec
     from handlib.runs import resolve_run
     from handlib.train import load_weights
 
-    path = checkpoint_dir(grid, variant, seed, runs_root) / "best.pt"
+    path = checkpoint_dir(grid, variant, seed) / "best.pt"
     if not path.is_file():
         return None
     spec, _, prof, _, convention = resolve_run(grid.model, variant, grid.dataset, grid.profile, None, None)

@@ -237,7 +237,7 @@ def test_summary_cli_prints_measured_params_and_flops(capsys):
     assert args.func(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["params"] == pytest.approx(23.84e6, rel=0.01)
-    assert result["flops"] == pytest.approx(1.11e9, rel=0.01)          # architectures.md §0
+    assert result["flops"] == pytest.approx(1.11e9, rel=0.01)          # 2 FLOPs per multiply-accumulate, convolutions and matmuls only
     assert result["flops_inference"] == pytest.approx(0.684e9, rel=0.01)   # no S/4 merge, no heads
     args = _parser(summary, "add_commands").parse_args(
         ["summary", "crossinfonet", "--variant", "base", "--dataset", "msra", "--json"])
