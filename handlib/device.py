@@ -49,3 +49,12 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"CPU ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN sees it). Without it,
+    bf16 autocast on a CPU is emulated and slower than fp32: detect it, never assume it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

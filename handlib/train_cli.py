@@ -96,10 +96,17 @@ def add_bench(subparsers) -> None:
 def bench_train(model: str, *, variant=None, dataset="synthetic", profile="smoke", convention=None,
                 data_root="", device=None, amp="auto", compile=False, channels_last=False,
                 num_workers=0, steps=10, batch_size=None, progress=False) -> dict:
-    """Measured training throughput of a registered model: {"samples_per_s", "data_wait_fraction", ...}."""
-    from handlib.device import seed_everything
+    """Measured training throughput of a registered model and how close it runs to the machine's peak.
+
+    Two short epochs of real training (the first is warm-up); the second gives ``samples_per_s`` and
+    ``data_wait_fraction``. ``train_flops_per_sample`` counts one training step (forward, loss,
+    backward) with PyTorch's FLOP counter, and ``roofline_fraction`` = samples/s x that ÷
+    ``matmul_flops_per_s``, a square matmul measured in the same run in the precision the run computes
+    in (bf16 under bf16 autocast, else fp32): the best before and after the timed epochs."""
+    from handlib.device import cpu_has_native_bf16, pick_device, seed_everything
+    from handlib.models.bench import measure_matmul_flops
     from handlib.runs import load_splits
-    from handlib.train import TrainOptions, fit
+    from handlib.train import TrainOptions, fit, resolve_amp
 
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
@@ -109,14 +116,40 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="smoke
     splits = load_splits(spec, dataset, sized, convention, data_root)
     seed_everything(0)
     net = spec.build(variant=variant, convention=convention, image_size=prof.image_size)
+    flops = train_flops_per_sample(spec, net, splits["train"], recipe.batch_size)
     options = TrainOptions(device=device, amp=amp, compile=compile, channels_last=channels_last,
                            num_workers=num_workers, progress=progress)
+    dev = pick_device(device)
+    dtype = resolve_amp(amp, dev)
+    peak = measure_matmul_flops(dev, dtype=dtype)
     result = fit(net, spec.loss, spec.predict, splits["train"], splits["val"], recipe, options,
                  spec.forward, spec.selection, spec.inference_forward)
+    peak = max(peak, measure_matmul_flops(dev, dtype=dtype))
     timed = result.history[-1]
     return {"model": model, "variant": variant, "dataset": dataset, "batch_size": recipe.batch_size,
-            "steps": steps, "amp": amp, "device": result.device,
-            "samples_per_s": timed["samples_per_s"], "data_wait_fraction": timed["data_wait_fraction"]}
+            "steps": steps, "amp": amp, "precision": str(dtype or "float32").removeprefix("torch."),
+            "channels_last": channels_last, "compiled": compile, "device": result.device,
+            "cpu_native_bf16": cpu_has_native_bf16(),
+            "samples_per_s": timed["samples_per_s"], "data_wait_fraction": timed["data_wait_fraction"],
+            "train_flops_per_sample": flops, "matmul_flops_per_s": peak,
+            "roofline_fraction": timed["samples_per_s"] * flops / peak}
+
+
+def train_flops_per_sample(spec, net, train_set, batch_size: int) -> int:
+    """FLOPs of one training step (forward, loss, backward) per sample, counted by PyTorch's FLOP
+    counter on a batch of ``train_set`` (2 FLOPs per multiply-accumulate; convolutions and matmuls)."""
+    from torch.utils.data import default_collate
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = default_collate([train_set[i % len(train_set)] for i in range(batch_size)])
+    was_training = net.training
+    net.train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        spec.loss(spec.forward(net, batch), batch)["total"].backward()
+    net.zero_grad(set_to_none=True)
+    net.train(was_training)
+    return counter.get_total_flops() // batch_size
 
 
 def run_bench_train(args) -> int:
@@ -128,6 +161,9 @@ def run_bench_train(args) -> int:
         print(json.dumps(figures))
     else:
         print(f"{figures['model']}/{figures['variant']}, batch {figures['batch_size']}, {figures['device']}, "
-              f"amp {figures['amp']}: {figures['samples_per_s']:.1f} samples/s, "
+              f"{figures['precision']}: {figures['samples_per_s']:.1f} samples/s, "
               f"{100 * figures['data_wait_fraction']:.1f}% of step time waiting for data")
+        print(f"  {figures['train_flops_per_sample'] / 1e9:.2f} GFLOP per training sample; "
+              f"{figures['precision']} matmul {figures['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s; "
+              f"roofline fraction {figures['roofline_fraction']:.2f}")
     return 0

@@ -80,4 +80,11 @@ def test_bench_train_prints_json(capsys):
     assert args.func(args) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["samples_per_s"] > 0 and 0 <= figures["data_wait_fraction"] <= 1
-    assert figures["batch_size"] == 8
+    assert figures["batch_size"] == 8 and figures["precision"] == "float32"
+    # TinyNet per sample: conv 1->4 (3x3, 6x6 out) and linear 144->9, 1,296 multiply-adds each. A step
+    # is both forwards, both weight gradients and the linear layer's input gradient (the image needs
+    # none): 5 x 2 x 1,296 FLOPs.
+    assert figures["train_flops_per_sample"] == 5 * 2 * 1296
+    assert figures["matmul_flops_per_s"] > 1e8
+    assert figures["roofline_fraction"] == pytest.approx(
+        figures["samples_per_s"] * figures["train_flops_per_sample"] / figures["matmul_flops_per_s"])

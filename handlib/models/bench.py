@@ -59,26 +59,27 @@ def _time_interleaved(functions: dict, device: torch.device, repeats: int, warmu
     return seconds
 
 
-def matmul_operands(device: torch.device, size: int | None = None):
-    """Two fp32 (size × size) matrices: 2048 on a CPU (tens of ms), 8192 on a GPU."""
+def matmul_operands(device: torch.device, size: int | None = None, dtype=None):
+    """Two (size × size) matrices, fp32 unless ``dtype``: 2048 on a CPU (tens of ms), 8192 on a GPU."""
     import torch
 
     size = size or (8192 if device.type == "cuda" else 2048)
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device)
-    b = torch.randn(size, size, generator=generator).to(device)
+    a = torch.randn(size, size, generator=generator).to(device, dtype or torch.float32)
+    b = torch.randn(size, size, generator=generator).to(device, dtype or torch.float32)
     return a, b
 
 
 def measure_matmul_flops(device: torch.device, size: int | None = None,
-                         repeats: int = 10) -> float:
-    """Best fp32 FLOP/s of a square matmul on ``device`` (in inference mode)."""
+                         repeats: int = 10, dtype=None) -> float:
+    """Best FLOP/s of a square matmul on ``device`` (in inference mode), fp32 unless ``dtype``
+    (e.g. ``torch.bfloat16``: the peak that a bf16-autocast run should be compared with)."""
     import torch
 
     with torch.inference_mode():
-        a, b = matmul_operands(device, size)
+        a, b = matmul_operands(device, size, dtype)
         seconds = _time_interleaved({"mm": lambda: torch.mm(a, b)}, device, repeats, warmup=2,
-                                    desc="fp32 matmul")["mm"]
+                                    desc=f"{str(a.dtype).removeprefix('torch.')} matmul")["mm"]
     return 2 * a.shape[0] ** 3 / min(seconds)
 
 
