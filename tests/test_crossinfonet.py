@@ -261,6 +261,14 @@ def test_summary_and_bench_reject_bad_arguments():
 def test_benchmark_reports_fps_and_roofline_fraction():
     result = bench.benchmark_inference("crossinfonet", batch_sizes=(1, 2), repeats=1,
                                        device=torch.device("cpu"), matmul_size=256)
-    for key in ("fps_b1", "fps_b2", "roofline_fraction_b2", "matmul_flops_per_s"):
-        assert result[key] > 0, key
+    assert {"model", "variant", "dataset", "device", "fused_bn", "channels_last", "compiled", "flops_per_frame",
+            "matmul_flops_per_s", "fps_b1", "fps_b1_median", "fps_b2", "fps_b2_median",
+            "roofline_fraction_b1", "roofline_fraction_b2"} == set(result)
+    for key in ("fps_b1", "fps_b2"):
+        assert 0 < result[f"{key}_median"] <= result[key] < 1e5, key
+    for key in ("roofline_fraction_b1", "roofline_fraction_b2"):     # achieved ÷ peak FLOP rate
+        assert 0 < result[key] < 1.5, key
+        batch = int(key[-1])
+        assert result[key] == pytest.approx(result[f"fps_b{batch}"] * result["flops_per_frame"]
+                                            / result["matmul_flops_per_s"])
     assert result["flops_per_frame"] == pytest.approx(0.684e9, rel=0.01)

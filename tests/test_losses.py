@@ -91,3 +91,22 @@ def test_loss_names_missing_batch_key_and_shape_mismatch():
         crossinfonet_loss(outputs, batch)
     with pytest.raises(ValueError, match="does not match"):
         half_sse_per_sample(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_palm_and_finger_terms_use_their_own_joints():
+    """Distinct targets per joint: branch outputs equal to the right joints give zero, so any other
+    slice (wrong partition, wrong order) would not."""
+    outputs, batch = _tiny_outputs_and_batch()
+    batch["joints"] = torch.arange(18, dtype=torch.float32).reshape(2, 3, 3)      # every value distinct
+    outputs["hand"] = batch["joints"].clone()
+    outputs["palm"] = batch["joints"][:, [0, 2]].clone()        # palm_joints = (0, 2), in that order
+    outputs["finger"] = batch["joints"][:, [1]].clone()
+    targets = crossinfonet_heatmap_targets(batch["joints_crop"], image_size=32, heatmap_size=8)
+    assert not torch.equal(targets[:, 0], targets[:, 2])       # the three maps differ too
+    outputs["heatmap"], outputs["palm_heatmap"] = targets.clone(), targets[:, [0, 2]].clone()
+    outputs["finger_heatmap"] = targets[:, [1]].clone()
+    terms = crossinfonet_loss(outputs, batch)
+    assert all(terms[k].item() == 0 for k in ("L_a", "L_ep", "L_ef", "L_ht", "L_bp", "L_bf", "total"))
+    # The palm branch's joints in the other order: every coordinate of both joints is off by 6.
+    outputs["palm"] = batch["joints"][:, [2, 0]].clone()
+    assert crossinfonet_loss(outputs, batch)["L_ep"].item() == pytest.approx(0.5 * 6 * 36 * 2 / 2)

@@ -50,4 +50,4 @@ def test_bench_json(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {(r["size"], r["domain"]) for r in rows} == {(96, "synthetic"), (96, "real-like"),
                                                        (128, "synthetic"), (128, "real-like")}
-    assert all(r["frames_per_s"] > 0 for r in rows)
+    assert all(0 < r["frames_per_s"] < 1e6 for r in rows)
