@@ -14,12 +14,9 @@ import numpy as np
 import torch
 
 from handlib.fileio import atomic_write  # re-exported: checkpoint.atomic_write
+from handlib.errors import CheckpointError
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, or that belongs to another model / configuration."""
 
 
 def save(obj: dict, path: str | os.PathLike) -> Path:

@@ -15,7 +15,7 @@ import argparse
 import importlib
 import sys
 
-from handlib.errors import UsageError
+from handlib import errors
 
 COMMAND_MODULES = [
     "handlib.book.cli",
@@ -45,11 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
+# What a user can fix (a bad parameter, file, folder, checkpoint): one line and exit code 2, no traceback.
+REPORTED_ERRORS = (errors.UsageError, errors.CheckpointError, errors.DatasetFormatError,
+                   errors.PublishedFileMissing, errors.LabelFileError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UsageError as err:
+    except REPORTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -88,3 +88,13 @@ def test_bench_train_prints_json(capsys):
     assert figures["matmul_flops_per_s"] > 1e8
     assert figures["roofline_fraction"] == pytest.approx(
         figures["samples_per_s"] * figures["train_flops_per_sample"] / figures["matmul_flops_per_s"])
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from handlib.cli import main
+
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    assert main(["train", "tiny-test", "--profile", "smoke", "--device", "cpu", "--out", str(tmp_path),
+                 "--resume", "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint ") and "last.pt" in err and "Traceback" not in err

@@ -19,10 +19,7 @@ from handlib.data.crop import center_of_mass, crop_batch, refine_com
 from handlib.data.registry import dataset_names, get_dataset
 from handlib.geometry import Camera, xyz_to_uvd
 from handlib.joints import get_convention
-
-
-class DatasetFormatError(ValueError):
-    """A dataset file that does not look like its format (names the file and what was expected)."""
+from handlib.errors import DatasetFormatError
 
 
 # What each loader reads under its data root: the one description every layout error quotes

@@ -12,10 +12,7 @@ import numpy as np
 
 from handlib.data.registry import DATASETS
 from handlib.fileio import atomic_write
-
-
-class LabelFileError(ValueError):
-    """A label/prediction file that does not have the expected shape or content."""
+from handlib.errors import LabelFileError
 
 
 def expected_format(joints: int | None = None, frames: int | None = None, dataset: str | None = None) -> str:

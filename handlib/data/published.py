@@ -20,6 +20,7 @@ from handlib.data.checksums import SHA256
 from handlib.data.registry import dataset_names, get_dataset
 from handlib.fileio import sha256_file
 from handlib.data.label_files import read_label_file
+from handlib.errors import PublishedFileMissing
 
 REPO = "xinghaochen/awesome-hand-pose-estimation"
 COMMIT = "e297a6ea7fd557bd5701c97a3437c551c4b4fbce"
@@ -109,10 +110,6 @@ REGISTRY: tuple[PublishedResult, ...] = (
     _r("SRNet", "icvl", "SRNet", "Ren et al., TMM", 2021, "2D", "TMM21_ICVL_SRNet.txt"),
     _r("TriHorn-Net", "icvl", "TriHorn-Net", "Rezaei et al., arXiv", 2021, "2D", "ArXiv_ICVL_TriHorn_Net.txt"),
 )
-
-
-class PublishedFileMissing(FileNotFoundError):
-    """A published file is not in the cache and could not (or may not) be downloaded."""
 
 
 def cache_dir() -> Path:
