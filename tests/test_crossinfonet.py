@@ -247,7 +247,7 @@ def test_summary_cli_prints_measured_params_and_flops(capsys):
 
 
 def test_summary_and_bench_reject_bad_arguments():
-    from handlib.cli import UsageError
+    from handlib.errors import UsageError
 
     args = _parser(summary, "add_commands").parse_args(
         ["summary", "crossinfonet", "--variant", "huge"])

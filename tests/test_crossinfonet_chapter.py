@@ -104,7 +104,7 @@ def test_crossinfonet_trains_on_native_nyu_with_the_papers_augmentation(tiny_nyu
 
 
 def test_augmentation_only_for_real_data_and_refused_when_absent():
-    from handlib.cli import UsageError
+    from handlib.errors import UsageError
     assert training_augmentation("synthetic") is None
     assert callable(training_augmentation("nyu"))
     with pytest.raises(UsageError, match="no online augmentation for dataset 'synthetic'"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import argparse
 import sys
 
-from handlib.cli import UsageError
+from handlib.errors import UsageError
 from handlib.data import cli as data_cli
 from handlib.data import published
 from handlib.data.checksums import SHA256

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from handlib import results, runs, train_cli
-from handlib.cli import UsageError
+from handlib.errors import UsageError
 from handlib.models import registry
 from handlib.models.registry import ModelSpec
 from handlib.recipe import Recipe
