@@ -73,3 +73,14 @@ def _register_magic() -> None:
     shell = get_ipython()
     if shell is not None and "requires" not in shell.magics_manager.magics["cell"]:
         shell.register_magic_function(_requires, magic_kind="cell", magic_name="requires")
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Put a computed value into the chapter's prose: the built book shows it wherever the markdown
+    says ``{glue:text}`name``` (MyST-NB's glue, format specs allowed: ``{glue:text}`name:.2f```).
+    In a plain Jupyter session (no MyST-NB) it does nothing; the value is still printed by its cell."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value, display=display)

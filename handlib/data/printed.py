@@ -44,7 +44,7 @@ PRINTED: tuple[PrintedRow, ...] = (
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "Pose-Ren", 6.79, "Pose-Ren"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "Pose-Ren", 11.81, "Pose-Ren"),
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "DenseReg", 7.3, "DenseReg",
-               "self-reported paper value (one decimal); the file gives 7.24"),
+               "self-reported paper value (one decimal)"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "DenseReg", 10.2, "DenseReg"),
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "CrossInfoNet (Ours)", 6.73, "CrossInfoNet"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "CrossInfoNet (Ours)", 10.08, "CrossInfoNet"),
@@ -52,11 +52,11 @@ PRINTED: tuple[PrintedRow, ...] = (
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "SHPR-Net", 7.22, "SHPR-Net"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "SHPR-Net", 10.78, "SHPR-Net", "frontal-view file"),
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "HandPointNet", 6.94, "HandPointNet",
-               "self-reported paper value; the file gives 6.935"),
+               "self-reported paper value"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "HandPointNet", 10.54, "HandPointNet"),
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "Point-to-Point", 6.3, "Point-to-Point"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "Point-to-Point", 9.1, "Point-to-Point",
-               "self-reported paper value; the file gives 9.05"),
+               "self-reported paper value"),
     PrintedRow("CrossInfoNet", "Table 2", "icvl", "V2V", 6.28, "V2V"),
     PrintedRow("CrossInfoNet", "Table 2", "nyu", "V2V", 8.42, "V2V"),
     # Liu et al. (spatial-aware 2D), Table 1.
@@ -87,14 +87,14 @@ PRINTED: tuple[PrintedRow, ...] = (
     PrintedRow("CADSTN", "Table III", "icvl", "DeepModel", 11.55, "DeepModel", _TRAIN_ICVL, "training"),
     # Neverova et al., Table 4, 3D column (one decimal).
     PrintedRow("Neverova", "Table 4", "nyu", "Oberweger et al. (DeepPrior)", 19.8, "DeepPrior-Refinement",
-               "self-reported paper value; the refinement file gives 19.73"),
+               "self-reported paper value (refinement file)"),
     PrintedRow("Neverova", "Table 4", "nyu", "Oberweger et al. (Feedback)", 16.0, "Feedback"),
     PrintedRow("Neverova", "Table 4", "nyu", "Xu et al. (Lie-X)", 14.5, "Lie-X"),
     PrintedRow("Neverova", "Table 4", "nyu", "Zhou et al. (DeepModel)", 16.9, "DeepModel",
                "self-reported paper value"),
     PrintedRow("Neverova", "Table 4", "nyu", "Guo et al. (REN)", 13.4, "Ren-4x6x6"),
     PrintedRow("Neverova", "Table 4", "nyu", "Oberweger et al. (DeepPrior++)", 12.3, "DeepPrior++",
-               "self-reported paper value; the file gives 12.24"),
+               "self-reported paper value"),
 )
 
 
