@@ -130,3 +130,37 @@ def test_bad_augment_config():
         AugmentConfig(modes=("flip",))
     with pytest.raises(ValueError, match="ranges"):
         AugmentConfig(ranges="both")
+
+
+def hand_and_forearm(h=240, w=320):
+    """(1, H, W) mm: a hand-sized disk (radius 25 px at 400 mm, about 80 mm across) and a forearm
+    slab attached to its right (100 x 30 px, receding from 405 to 450 mm) with more pixels than the
+    hand; both fit in a 250 mm cube's box (about 150 px at this depth). -> (depth, hand centre uv)."""
+    rows = torch.arange(h, dtype=torch.float64).view(h, 1)
+    cols = torch.arange(w, dtype=torch.float64).view(1, w)
+    hand_uv = torch.tensor([120.0, 100.0], dtype=torch.float64)
+    hand = (cols - hand_uv[0]) ** 2 + (rows - hand_uv[1]) ** 2 <= 25.0 ** 2
+    arm = (cols >= 135) & (cols < 235) & (rows >= 85) & (rows < 115) & ~hand
+    arm_depth = 405.0 + (cols - 135.0) * 45.0 / 100.0
+    depth = torch.where(hand, torch.full_like(arm_depth, 400.0), torch.where(arm, arm_depth, 0.0))
+    return depth.unsqueeze(0), hand_uv
+
+
+def test_refine_com_with_a_hand_sized_window_stays_on_the_hand():
+    cam = get_camera("icvl")
+    depth, hand_uv = hand_and_forearm()
+    _, count = center_of_mass(depth)
+    assert count[0] > 2 * (depth[0] == 400.0).sum()    # the arm outweighs the hand
+    cube = torch.full((1, 3), 250.0, dtype=torch.float64)
+    start = torch.tensor([[130.0, 100.0, 400.0]], dtype=torch.float64)   # on the hand, towards the wrist
+    off = lambda com: float((com[0, :2] - hand_uv).norm())
+    # DeepPrior's / CrossInfoNet's docom (the CoM window is the 250 mm crop cube, which holds hand and
+    # arm): every step moves towards the arm's mass, off the hand.
+    docom = refine_com(depth, start, cube, cam, iterations=5)
+    assert off(docom) > 25 and off(docom) > off(start) + 15
+    # A hand-sized window (half the cube, 125 mm) keeps the centre on the hand, at the hand's depth.
+    refined = refine_com(depth, start, cube, cam, iterations=5, window_scale=0.5)
+    assert off(refined) <= off(start) and off(refined) < off(docom) - 20
+    assert abs(float(refined[0, 2]) - 400.0) < 5
+    # window_scale=1 is the papers' step, exactly.
+    assert torch.equal(refine_com(depth, start, cube, cam, 5, window_scale=1.0), docom)

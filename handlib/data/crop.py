@@ -56,12 +56,23 @@ def clamp_depth_window(depth: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor) 
 
 
 def refine_com(depth: torch.Tensor, start_uvd: torch.Tensor, cube: torch.Tensor, cam: Camera,
-               iterations: int = 1) -> torch.Tensor:
+               iterations: int = 1, window_scale: float = 1.0) -> torch.Tensor:
     """``docom=True``: CoM of the valid pixels in the cube crop around ``start_uvd`` (e.g. a GT joint),
-    repeated ``iterations`` times. Empty crops keep (u, v) and take the start depth, or 300 mm."""
+    repeated ``iterations`` times. Empty crops keep (u, v) and take the start depth, or 300 mm.
+
+    The CoM is taken in the cube scaled by ``window_scale``. The default 1 is DeepPrior(++)'s and
+    CrossInfoNet's step (``cropArea3D(docom=True)``, ``refineCoMIterative``: the window is the crop
+    cube itself). Its fixed point is the CoM of everything the window holds: when a cube of 2-3 hand
+    widths holds the hand *and* the forearm (its depth window, CoM depth ± cube/2, keeps a forearm a
+    few cm behind the hand), every step moves towards the arm and the iteration ends at the CoM of
+    hand and arm together, however many steps are run. A hand-sized window (``window_scale`` about
+    0.5 for a 250 mm cube) stays on the hand the start point lies on; the crop itself still uses
+    ``cube``. The papers instead refine the centre with a network (DeepPrior++'s ``refineNet``,
+    V2V's refined centres)."""
     com = start_uvd.to(torch.float64)
+    size = cube.to(torch.float64) * window_scale          # (B, 3) mm: the cube the CoM is taken in
     for _ in range(iterations):
-        box = com_to_box(com, cube.to(torch.float64), cam)
+        box = com_to_box(com, size, cam)
         new_com, count = center_of_mass(_box_pixels(depth, box))
         fallback_z = torch.where(com[:, 2] > 0, com[:, 2], torch.full_like(com[:, 2], FALLBACK_DEPTH_MM))
         fallback = torch.stack((com[:, 0], com[:, 1], fallback_z), dim=-1)
