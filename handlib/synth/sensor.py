@@ -45,6 +45,10 @@ class SensorModel:
         shape = (size, size)
         hand = depth > 0
         depth = self._background(depth, com, cube, keys)
+        # Projector shadows are geometry: test the clean surface (hand + background), before any
+        # noise. Tested on noisy depth, a grazing-angle pixel (axial sigma of 100+ mm) jumps far
+        # towards the camera and "shadows" the rest of its row: 1-pixel horizontal streaks.
+        shadow = self._projector_shadow(depth, com, cube)
         # Lateral noise: nearest-neighbour resampling at positions jittered by sigma_L.
         theta = torch.acos(cos_view.double().clamp(-1.0, 1.0)).float()
         theta = torch.where(hand, theta, 0.0)
@@ -59,6 +63,7 @@ class SensorModel:
         flat = (jr * size + jc).reshape(batch, -1)
         depth = torch.gather(depth.reshape(batch, -1), 1, flat).reshape(batch, size, size)
         theta = torch.gather(theta.reshape(batch, -1), 1, flat).reshape(batch, size, size)
+        shadow = torch.gather(shadow.reshape(batch, -1), 1, flat).reshape(batch, size, size)
         valid = depth > 0
         # Axial noise sigma_z(z, theta) in mm (Nguyen et al.; the angle term only above 60 deg).
         z_m = depth / 1000.0
@@ -72,7 +77,7 @@ class SensorModel:
         fb = self.focal_px * self.baseline_mm
         disparity = torch.round(self.subpixel_steps * fb / depth.clamp(min=1.0)) / self.subpixel_steps
         depth = torch.where(valid, fb / disparity.clamp(min=1e-6), 0.0)
-        drop = self._dropout(depth, theta, com, cube, keys)
+        drop = self._dropout(depth, theta, keys) | shadow
         return torch.where(drop | ~valid, 0.0, depth)
 
     def _background(self, depth, com, cube, keys):
@@ -91,7 +96,8 @@ class SensorModel:
         plane = torch.where(present[:, None, None] & (plane > 0), plane, 0.0)
         return torch.where(depth > 0, depth, plane)
 
-    def _dropout(self, depth, theta, com, cube, keys):
+    def _dropout(self, depth, theta, keys):
+        """Random dropout: grazing angles, silhouette erosion and blob holes (shadows are apart)."""
         size = depth.shape[-1]
         shape = (size, size)
         valid = depth > 0
@@ -102,21 +108,26 @@ class SensorModel:
         pad = torch.nn.functional.pad(valid, (1, 1, 1, 1), value=False)
         edge = valid & ~(pad[:, :-2, 1:-1] & pad[:, 2:, 1:-1] & pad[:, 1:-1, :-2] & pad[:, 1:-1, 2:])
         drop = drop | (edge & (u_edge < self.silhouette_dropout))
-        # Projector shadows: pixel j is hidden from the projector when a surface k >= 1 pixels
-        # to its left has a disparity larger by >= k, i.e. disp[i] + i >= disp[j] + j for some
-        # i < j: an exclusive running maximum along each row. At hand range a 1-pixel disparity
-        # step already means a >= 15 mm depth step, so the spec's step test is implied.
+        # Blob holes: a thresholded, bilinearly upsampled low-resolution noise field.
+        drop = drop | (self._blob_field(keys, size) > self._blob_threshold(size))
+        return drop
+
+    def _projector_shadow(self, depth, com, cube):
+        """(B, S, S) bool: surface pixels the projector cannot see, from the *clean* depth.
+
+        Pixel j is hidden from the projector when a surface k >= 1 pixels to its left has a
+        disparity larger by >= k, i.e. disp[i] + i >= disp[j] + j for some i < j: an exclusive
+        running maximum along each row. At hand range a 1-pixel disparity step already means a
+        >= 15 mm depth step, so the spec's step test is implied."""
+        size = depth.shape[-1]
+        valid = depth > 0
         scale = (self.baseline_mm * com[:, 2] * size / cube)[:, None, None]   # crop px per (1/mm)
         disparity = torch.where(valid, scale / depth.clamp(min=1.0), 0.0)     # 0 = no surface
         reach = disparity + torch.arange(size, dtype=torch.float32)
         left_max = torch.cummax(reach, dim=-1).values
         shadow = torch.zeros_like(valid)
         shadow[..., 1:] = left_max[..., :-1] >= reach[..., 1:]
-        shadow &= valid
-        drop = drop | shadow
-        # Blob holes: a thresholded, bilinearly upsampled low-resolution noise field.
-        drop = drop | (self._blob_field(keys, size) > self._blob_threshold(size))
-        return drop
+        return shadow & valid
 
     def _blob_field(self, keys, size):
         """Low-resolution uniform noise, bilinearly upsampled (separably, rows then columns)."""
