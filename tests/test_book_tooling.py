@@ -185,3 +185,23 @@ def test_intro_lists_written_chapters_and_marks_the_rest_in_preparation():
     linked.update(f"book/{name}" for name in re.findall(r"\]\(([\w.]+)\.ipynb\)", intro))
     assert linked <= toc, linked - toc
     assert toc - {"book/intro"} <= linked, toc - linked
+
+
+def test_stored_progress_bars_are_dropped_but_other_widgets_kept(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    widget = "application/vnd.jupyter.widget-view+json"
+    cell = nbformat.v4.new_code_cell("train()", execution_count=1)
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={widget: {"model_id": "a"},
+                                                     "text/plain": "epoch 1/3:  40%|####      | 2/5 [00:01<00:01]"}),
+        nbformat.v4.new_output("stream", name="stdout", text="best val 25.3 mm\n"),
+        nbformat.v4.new_output("display_data", data={widget: {"model_id": "b"},
+                                                     "text/plain": "HBox(children=(FloatSlider(value=0.3),))"}),
+    ]
+    nb.cells = [cell]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    run.strip_volatile_metadata(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o.get("text") or o["data"]["text/plain"] for o in outputs] == [
+        "best val 25.3 mm\n", "HBox(children=(FloatSlider(value=0.3),))"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -21,9 +22,21 @@ _VOLATILE_NOTEBOOK_KEYS = ("papermill",)
 _VOLATILE_CELL_KEYS = ("papermill", "execution")
 
 
+# A tqdm bar's text form: "desc:  40%|████      | 2/5 [00:01<00:01, 2.0it/s]".
+_PROGRESS_BAR = re.compile(r"\d+%\|.*\| *[\d.]+[kM]?/[\d.?]+[kM]? \[")
+
+
+def is_progress_bar(output: dict) -> bool:
+    """Whether a stored output is a progress bar (a tqdm widget): transient, meaningless once stored."""
+    data = output.get("data", {})
+    text = "".join(data.get("text/plain", ""))
+    return "application/vnd.jupyter.widget-view+json" in data and bool(_PROGRESS_BAR.search(text))
+
+
 def strip_volatile_metadata(notebook_path: Path) -> None:
-    """Drop papermill timestamps/durations and injected-parameter cells (values come via env vars)
-    so re-running an unchanged chapter leaves git clean. Rewrites the file atomically."""
+    """Drop papermill timestamps/durations, injected-parameter cells (values come via env vars) and
+    stored progress bars (a reader would see a frozen "0/50"), so the built book shows no stale bar
+    and re-running an unchanged chapter leaves git clean. Rewrites the file atomically."""
     nb = json.loads(notebook_path.read_text())
     for key in _VOLATILE_NOTEBOOK_KEYS:
         nb.get("metadata", {}).pop(key, None)
@@ -33,6 +46,8 @@ def strip_volatile_metadata(notebook_path: Path) -> None:
             continue
         for key in _VOLATILE_CELL_KEYS:
             cell.get("metadata", {}).pop(key, None)
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not is_progress_bar(o)]
         cells.append(cell)
     nb["cells"] = cells
     atomic_write_text(notebook_path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
