@@ -185,7 +185,8 @@ def _runs_by_group(runs, colour_by: str) -> dict[str, list[tuple[list, int | Non
         if isinstance(item, Mapping):
             if "history" not in item:
                 raise ValueError("learning_curves: a record without 'history'")
-            return item["history"], _samples_per_epoch(item)
+            # A record's learning curve (validation at log-spaced points) when it has one, else its epochs.
+            return item.get("curve") or item["history"], _samples_per_epoch(item)
         return list(item), None
 
     def items_of(value) -> list:
@@ -225,7 +226,7 @@ def learning_curves(runs, colour_by: str = "variant", ax=None, *, title: str | N
         for history, per_epoch in items:
             if not history:
                 continue
-            epochs = np.array([h["epoch"] for h in history], dtype=float)
+            epochs = np.array([h.get("epoch", np.nan) for h in history], dtype=float)
             seen = [h.get("samples_seen") for h in history]
             samples = (np.array(seen, dtype=float) if all(s is not None for s in seen)
                        else epochs * per_epoch if per_epoch else None)

@@ -77,6 +77,8 @@ def make_record(*, chapter: str, model: str, variant: str, dataset: str, convent
                      "val_mean_error_mm": h["val"].get("mean_error_mm"),
                      "samples_seen": h.get("samples_seen")} for h in result.history],
         "config": config, "config_hash": config_hash, "stage": stage,
+        "curve": [{"step": c["step"], "samples_seen": c["samples_seen"], "val": c["val"]}
+                  for c in getattr(result, "curve", [])],
         "wall_s": round(result.wall_s, 3), "device": result.device,
         "samples_per_s": result.history[-1]["samples_per_s"] if result.history else None,
         "versions": package_versions(), "git": git_state(),

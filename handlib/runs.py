@@ -24,6 +24,11 @@ from handlib.errors import UsageError
 from handlib.profiles import get_profile
 
 
+# Every run validates at this many log-spaced points besides its epoch ends: its learning curve
+# (validation error against samples seen), which is how a chapter chooses and shows its budget.
+CURVE_POINTS = 12
+
+
 def build_datasets(*args, **kwargs):
     """:func:`handlib.datasets.build_datasets`, imported on first use (a seam tests replace)."""
     from handlib.datasets import build_datasets as build
@@ -196,7 +201,8 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
             "model_init": model_init}
     options = TrainOptions(seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile,
                            num_workers=num_workers, checkpoint_dir=out, resume=resume,
-                           progress=progress, batch_transform=batch_transform, meta=meta)
+                           progress=progress, batch_transform=batch_transform, meta=meta,
+                           curve_points=CURVE_POINTS)
     result = fit(net, spec.loss, spec.predict, splits["train"], splits["val"], recipe, options, forward,
                  spec.selection, infer)
     if selection == "best_val" and result.best_state is not None:

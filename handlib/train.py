@@ -78,6 +78,10 @@ class TrainOptions:
     eval_batch_size: int | None = None  # None: the per-process training batch
     checkpoint_dir: str | Path | None = None  # last.pt, best.pt, history.json go here (rank 0)
     checkpoint_every: int = 0          # also checkpoint every N steps (0: at epoch ends only)
+    # Learning curve: also validate at this many log-spaced points of the run (samples seen), besides
+    # every epoch end; recorded in TrainResult.curve. Validation draws no random numbers, so the run
+    # learns exactly what it would without them.
+    curve_points: int = 0
     resume: bool = False               # continue from checkpoint_dir/last.pt
     stop_after_step: int | None = None  # stop (as if interrupted) after this global step
     progress: bool = True
@@ -98,6 +102,7 @@ class TrainResult:
     wall_s: float
     device: str
     interrupted: bool = False          # stopped by stop_after_step before the last epoch ended
+    curve: list[dict] = field(default_factory=list)   # {"step", "samples_seen", "val"} in order
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
@@ -148,7 +153,9 @@ def predict_xyz(model: nn.Module, predict_fn: Callable, dataset: Dataset, *, bat
     was_training = model.training
     model.eval()
     preds, gts = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    # A private generator: evaluating must not draw from the global RNG that training uses.
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        generator=torch.Generator())
     try:
         for batch in loader:
             batch = _to_device(batch, device, channels_last)
@@ -246,7 +253,8 @@ class _Run:
             self.meta["selection"] = selection.name
         self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
                       "best": {"epoch": None, selection.name: selection.worst()}, "sums": {},
-                      "data_wait_s": 0.0, "train_s": 0.0}
+                      "data_wait_s": 0.0, "train_s": 0.0, "curve": []}
+        self.curve_steps = curve_steps(options.curve_points, self.steps_per_epoch, recipe.epochs)
         self.best_state = None
         if options.resume:
             if self.ckpt_dir is None:
@@ -303,6 +311,8 @@ class _Run:
             state["train_s"] += time.perf_counter() - tick
             state["step_in_epoch"], state["global_step"] = step + 1, state["global_step"] + 1
             state["sums"] = sums
+            if state["global_step"] in self.curve_steps:
+                self.curve_point()
             # Reading the sums syncs with the GPU: refresh the shown losses about once a second.
             if self.show_progress and (time.perf_counter() - shown_at > 1.0 or step + 1 == self.steps_per_epoch):
                 shown_at = time.perf_counter()
@@ -345,6 +355,7 @@ class _Run:
             "samples_per_s": samples / max(state["train_s"], 1e-9),
             "data_wait_fraction": state["data_wait_s"] / max(state["train_s"], 1e-9),
         })
+        state["curve"].append({"step": state["global_step"], "samples_seen": (epoch + 1) * samples, "val": val})
         if self.selection.improves(val[name], state["best"][name]):
             state["best"] = {"epoch": epoch + 1, name: val[name]}
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
@@ -358,6 +369,13 @@ class _Run:
             if self.ctx.is_main:
                 checkpoint.atomic_write(self.ckpt_dir / "history.json",
                                         lambda f: f.write(json.dumps(state["history"], indent=1).encode()))
+
+    def curve_point(self) -> None:
+        """Validate in the middle of an epoch (a learning-curve point); training resumes unchanged."""
+        val = self.validate()
+        self.model.train()
+        self.state["curve"].append({"step": self.state["global_step"],
+                                    "samples_seen": self.state["global_step"] * self.recipe.batch_size, "val": val})
 
     def stop_requested(self) -> bool:
         stop = self.options.stop_after_step
@@ -401,6 +419,7 @@ def _save_last(ckpt_dir, meta, model, optimizer, scaler, state, ctx) -> None:
             "global_step": state["global_step"], "history": state["history"], "best": state["best"],
             "sums": {k: float(v) for k, v in state["sums"].items()},
             "data_wait_s": state["data_wait_s"], "train_s": state["train_s"], "rng": rng,
+            "curve": state["curve"],
         }, ckpt_dir / "last.pt")
     distributed.barrier()
 
@@ -424,7 +443,9 @@ def _resume(ckpt_dir, meta, model, optimizer, scaler, ctx):
     if saved["best"]["epoch"] is not None and (Path(ckpt_dir) / "best.pt").is_file():
         best_state = checkpoint.load(Path(ckpt_dir) / "best.pt")["model"]
     keys = ("epoch", "step_in_epoch", "global_step", "history", "best", "sums", "data_wait_s", "train_s")
-    return {k: saved[k] for k in keys}, best_state
+    state = {k: saved[k] for k in keys}
+    state["curve"] = saved.get("curve", [])       # checkpoints from before learning curves have none
+    return state, best_state
 
 
 def _result(state, best_state, start, device, interrupted) -> TrainResult:
@@ -432,7 +453,18 @@ def _result(state, best_state, start, device, interrupted) -> TrainResult:
     return TrainResult(history=history, best=dict(state["best"]),
                        final_val=history[-1]["val"] if history else {}, best_state=best_state,
                        global_step=state["global_step"], wall_s=time.perf_counter() - start,
-                       device=describe_device(device), interrupted=interrupted)
+                       device=describe_device(device), interrupted=interrupted, curve=list(state["curve"]))
+
+
+def curve_steps(points: int, steps_per_epoch: int, epochs: int) -> set[int]:
+    """``points`` global steps spread evenly on a log axis from the first step to the last (epoch
+    ends excluded: they are validated anyway), for a learning curve against samples seen."""
+    total = steps_per_epoch * epochs
+    if points <= 0 or total <= 1:
+        return set()
+    ratio = total ** (1 / max(points - 1, 1))
+    steps = {max(1, round(ratio ** k)) for k in range(points)}
+    return {s for s in steps if s % steps_per_epoch and s < total}
 
 
 def load_weights(model: nn.Module, path: str | Path, expected_meta: dict | None = None) -> dict:

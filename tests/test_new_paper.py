@@ -63,6 +63,8 @@ def test_train_command_writes_record_and_predictions(capsys, tmp_path):
     (record,) = results.load_records(profile="smoke", model="toy-paper")
     assert record["variant"] == "narrow" and record["test"]["frames"] == 12
     assert record["config"]["sizes"]["image_size"] == 32 and len(record["config_hash"]) == 16
+    seen = [point["samples_seen"] for point in record["curve"]]    # the learning curve: 4 steps of 8
+    assert seen == [8, 16, 24, 32] and all("mean_error_mm" in point["val"] for point in record["curve"])
     pred, truth = results.load_predictions(record)
     assert pred.shape == truth.shape == (12, J, 3)
     # The stored predictions reproduce the record's test error to float16 precision of the offsets.

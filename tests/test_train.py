@@ -270,3 +270,27 @@ def test_plot_history_draws_every_term():
     assert [line.get_label() for line in loss_ax.get_lines()] == ["total", "joints_mse"]
     with pytest.raises(ValueError, match="empty"):
         plot_history([])
+
+
+def test_learning_curve_points_do_not_change_what_is_learnt(tmp_path):
+    """Validating at log-spaced points (a learning curve) leaves the training bit-identical, records
+    the points in order of samples seen, and survives an interrupted, resumed run."""
+    recipe = Recipe(optimizer="adam", lr=1e-2, epochs=2, batch_size=8)
+    train, val = TinyDataset(64), TinyDataset(16, seed=1)
+
+    def run(**options):
+        model = make_model()
+        result = fit(model, tiny_loss, tiny_predict, train, val, recipe,
+                     TrainOptions(device="cpu", progress=False, **options))
+        return model, result
+
+    plain, plain_result = run()
+    curved, curved_result = run(curve_points=6)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), curved.state_dict().values()))
+    seen = [c["samples_seen"] for c in curved_result.curve]
+    assert seen == sorted(seen) and seen[-1] == 2 * 64 and len(seen) > 2          # epoch ends included
+    assert [c["samples_seen"] for c in plain_result.curve] == [64, 128]              # epoch ends only
+    run(curve_points=6, checkpoint_dir=tmp_path, stop_after_step=5)
+    _, resumed = run(curve_points=6, checkpoint_dir=tmp_path, resume=True)
+    assert [c["samples_seen"] for c in resumed.curve] == seen
+    assert [c["val"] for c in resumed.curve] == [c["val"] for c in curved_result.curve]
