@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handlib import results
-from handlib.runs import config_hash, default_out_dir, resolve_run, run_config, stage_key
+from handlib.runs import config_hash, resolve_run, run_config
 
 
 @dataclass
@@ -51,13 +51,22 @@ class Grid:
 
 
 def expected_hash(model: str, variant: str, dataset: str, profile: str, epochs: int | None = None,
-                  augment: bool | None = None) -> str:
+                  augment: bool | None = None, convention: str | None = None) -> str:
     """The configuration hash a record of this run must carry to be reused."""
     from handlib.runs import augmentation
 
-    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, None, epochs)
+    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, epochs)
     augmented = augmentation(spec, dataset, augment) is not None
     return config_hash(run_config(spec, variant, dataset, convention, prof, recipe, augmented))
+
+
+def default_runs_root(profile: str) -> Path:
+    """Where a grid keeps checkpoints: ``runs/`` under the current folder, and for the ``smoke`` profile
+    a fixed folder beside the smoke records in the temporary directory (so a smoke record found there
+    comes with its weights)."""
+    if profile == "smoke":
+        return Path(tempfile.gettempdir()) / "handlib-runs" / "smoke"
+    return Path(".")
 
 
 def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=None, seeds=None,
@@ -66,30 +75,34 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
     """Load or train every (variant, seed) of ``model`` at ``profile`` on ``dataset``.
 
     ``variants`` default to all the model's, ``seeds`` to the profile's. Runs are trained where no
-    record with the current configuration hash and its predictions exist (or all, with ``retrain``).
-    ``runs_root`` is where checkpoints go (default: the current folder's ``runs/``; a temporary folder
-    for the ``smoke`` profile). ``train_kwargs`` go to :func:`handlib.runs.train_and_record`."""
-    from handlib.runs import train_and_record
+    record with the current configuration hash and its predictions exist; an interrupted run resumes.
+    ``retrain=True`` trains every run from scratch (its old checkpoints are removed). ``runs_root`` is
+    where checkpoints go (default: :func:`default_runs_root`). ``train_kwargs`` go to
+    :func:`handlib.runs.train_and_record`."""
+    import shutil
 
-    spec, _, prof, _, _ = resolve_run(model, None, dataset, profile, None, None)
+    from handlib.runs import run_dir, train_and_record
+
+    convention = train_kwargs.pop("convention", None)
+    spec, _, prof, _, _ = resolve_run(model, None, dataset, profile, convention, None)
     variants = tuple(variants or spec.variants)
     seeds = tuple(prof.seeds if seeds is None else seeds)
-    if runs_root is None:
-        runs_root = tempfile.mkdtemp(prefix=f"{model}-{profile}-") if profile == "smoke" else "."
+    runs_root = Path(runs_root) if runs_root is not None else default_runs_root(profile)
     grid = Grid(model, profile, dataset, variants, seeds, {v: spec.label(v) for v in variants},
-                runs_root=Path(runs_root))
+                runs_root=runs_root)
     for variant in variants:
         wanted = expected_hash(model, variant, dataset, profile, train_kwargs.get("epochs"),
-                               train_kwargs.get("augment"))
+                               train_kwargs.get("augment"), convention)
         for seed in seeds:
             found = None if retrain else _committed(model, variant, dataset, profile, seed, wanted, results_dir)
             if found is None:
-                out = Path(runs_root) / default_out_dir(model, variant, dataset, profile, seed,
-                                                        stage_key(spec)) / wanted    # = checkpoint_dir()
+                out = run_dir(runs_root, spec, variant, dataset, profile, seed, wanted)
+                if retrain and out.exists():
+                    shutil.rmtree(out)
                 record, _, _ = train_and_record(
                     model, variant=variant, dataset=dataset, profile=profile, seed=seed, out=out,
                     resume=(out / "last.pt").is_file(), data_root=data_root, results_dir=results_dir,
-                    progress=progress, runs_root=runs_root, **train_kwargs)
+                    progress=progress, runs_root=runs_root, convention=convention, **train_kwargs)
                 found = record, results.load_predictions(record, results_dir)
                 grid.trained.append((variant, seed))
             grid.records[variant, seed], grid.predictions[variant, seed] = found
@@ -105,28 +118,30 @@ def _committed(model, variant, dataset, profile, seed, wanted_hash, results_dir)
         try:
             return record, results.load_predictions(record, results_dir)
         except FileNotFoundError:
-            return None
+            continue
     return None
 
 
 def checkpoint_dir(grid: Grid, variant: str, seed: int) -> Path:
     """Where :func:`run_grid` keeps (or would keep) the checkpoints of one run."""
+    from handlib.models.registry import get_model_spec
+    from handlib.runs import run_dir
+
     record = grid.records[variant, seed]
-    return (grid.runs_root / default_out_dir(grid.model, variant, grid.dataset, grid.profile, seed,
-                                              record.get("stage")) / record["config_hash"])
+    return run_dir(grid.runs_root, get_model_spec(grid.model), variant, grid.dataset, grid.profile, seed,
+                   record["config_hash"])
 
 
 def load_trained(grid: Grid, variant: str, seed: int):
     """The selected (best-validation) network of one run, in eval mode, or None when its checkpoint is
     not on this machine (checkpoints are not committed: a clone has records and predictions only)."""
-    from handlib.models.registry import get_model_spec
-    from handlib.runs import resolve_run
     from handlib.train import load_weights
 
     path = checkpoint_dir(grid, variant, seed) / "best.pt"
     if not path.is_file():
         return None
-    spec, _, prof, _, convention = resolve_run(grid.model, variant, grid.dataset, grid.profile, None, None)
-    net = get_model_spec(grid.model).build(variant=variant, convention=convention, image_size=prof.image_size)
+    spec, _, prof, _, convention = resolve_run(grid.model, variant, grid.dataset, grid.profile,
+                                               grid.records[variant, seed]["convention"], None)
+    net = spec.build(variant=variant, convention=convention, image_size=prof.image_size)
     load_weights(net, path, {"model": grid.model, "variant": variant})
     return net.eval()

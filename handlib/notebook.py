@@ -84,3 +84,6 @@ def glue(name: str, value, display: bool = False) -> None:
     except ImportError:
         return
     myst_glue(name, value, display=display)
+
+
+_register_magic()     # importing handlib.notebook in a kernel makes %%requires known

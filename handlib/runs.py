@@ -44,6 +44,13 @@ def default_out_dir(model: str, variant: str, dataset: str, profile: str, seed: 
     return Path("runs") / model / variant_dir / dataset / profile / f"seed{seed}"
 
 
+def run_dir(runs_root: str | Path, spec, variant: str, dataset: str, profile: str, seed: int,
+            config_hash: str) -> Path:
+    """The checkpoint folder of a grid's run: :func:`default_out_dir` plus its configuration hash, so
+    runs of another configuration never resume from each other."""
+    return Path(runs_root) / default_out_dir(spec.name, variant, dataset, profile, seed, stage_key(spec)) / config_hash
+
+
 def resolve_run(model: str, variant: str | None, dataset: str, profile: str, convention: str | None,
                 epochs: int | None):
     """(spec, variant, profile object, recipe, convention) for a run, or UsageError naming the bad value."""
@@ -73,12 +80,17 @@ def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, 
     from handlib.synth.cache import RENDER_VERSION
 
     sizes = {k: v for k, v in asdict(prof).items() if k not in ("seeds", "name")}
-    return {"model": spec.name, "variant": variant, "stage": stage_key(spec), "dataset": dataset,
-            # synthetic frames change with the renderer (its cache version); real data does not
-            "data_version": RENDER_VERSION if dataset == "synthetic" else None,
-            "convention": convention, "profile": prof.name, "data": spec.data,
-            "clip_length": spec.clip_length, "sizes": sizes, "recipe": recipe.to_dict(),
-            "augmentation": augmented, "selection": spec.selection.name}
+    config = {"model": spec.name, "variant": variant, "stage": stage_key(spec), "dataset": dataset,
+              # synthetic frames change with the renderer (its cache version); real data does not
+              "data_version": RENDER_VERSION if dataset == "synthetic" else None,
+              "convention": convention, "profile": prof.name, "data": spec.data,
+              "clip_length": spec.clip_length, "sizes": sizes, "recipe": recipe.to_dict(),
+              "augmentation": augmented, "selection": spec.selection.name}
+    if spec.upstream is not None:     # a retrained first stage makes its second stage's records stale
+        from handlib.experiments import expected_hash
+
+        config["upstream_hash"] = expected_hash(spec.upstream.model, spec.upstream.variant, dataset, prof.name)
+    return config
 
 
 def config_hash(config: dict) -> str:
@@ -124,9 +136,14 @@ def load_upstream(spec, dataset: str, profile: str, seed: int, convention: str, 
     from handlib.models.registry import get_model_spec
     from handlib.train import load_weights
 
+    from handlib.experiments import expected_hash
+
     up = get_model_spec(spec.upstream.model)
     variant = spec.upstream.variant or up.default_variant
-    path = Path(runs_root) / default_out_dir(up.name, variant, dataset, profile, seed) / "best.pt"
+    plain = Path(runs_root) / default_out_dir(up.name, variant, dataset, profile, seed)   # `train`'s default
+    grid = run_dir(runs_root, up, variant, dataset, profile, seed, expected_hash(up.name, variant, dataset, profile))
+    path = next((folder / "best.pt" for folder in (grid, plain) if (folder / "best.pt").is_file()),
+                plain / "best.pt")
     if not path.is_file():
         raise UsageError(f"{spec.name} trains on the output of {up.name} ({variant}), but {path} does not "
                          f"exist: train it first with `python -m handlib train {up.name} --variant {variant} "

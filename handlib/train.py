@@ -1,8 +1,10 @@
 """The training loop every chapter uses: one function, :func:`fit`, readable in one sitting.
 
 What it does, in order, each epoch: set the epoch's learning rate from the recipe, run the training
-steps (autocast, backward, optional gradient clipping, optimiser step), evaluate the mean 3D error
-in mm on the validation split, keep the best-on-validation weights, write checkpoints.
+steps (autocast, backward, optional gradient clipping, optimiser step), evaluate the selection
+metric on the validation split (the spec's; by default the mean 3D joint error in mm), keep the
+best-on-validation weights, write checkpoints. Optionally it also validates at log-spaced points
+inside epochs: the run's learning curve.
 The test split is never looked at here: model selection uses validation only (CrossInfoNet's
 released script, network/NYU/train_and_test.py, selected on the test set; the book does not).
 
@@ -95,7 +97,7 @@ class TrainOptions:
 @dataclass
 class TrainResult:
     history: list[dict]                # one dict per finished epoch
-    best: dict                         # {"epoch", "mean_error_mm"} of the best validation epoch
+    best: dict                         # {"epoch", <selection metric>: value} of the best validation epoch
     final_val: dict                    # validation metrics of the last finished epoch
     best_state: dict | None            # model state_dict (CPU) of the best validation epoch
     global_step: int
@@ -457,8 +459,9 @@ def _result(state, best_state, start, device, interrupted) -> TrainResult:
 
 
 def curve_steps(points: int, steps_per_epoch: int, epochs: int) -> set[int]:
-    """``points`` global steps spread evenly on a log axis from the first step to the last (epoch
-    ends excluded: they are validated anyway), for a learning curve against samples seen."""
+    """Up to ``points`` global steps spread evenly on a log axis from the first step to the last
+    (rounding can merge early ones; epoch ends are left out: they are validated anyway), for a
+    learning curve against samples seen."""
     total = steps_per_epoch * epochs
     if points <= 0 or total <= 1:
         return set()

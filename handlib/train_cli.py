@@ -69,9 +69,11 @@ def run_train(args) -> int:
             channels_last=args.channels_last, num_workers=args.workers, selection=args.select,
             results_dir=args.results_dir, augment=args.augment)
         if distributed.current().is_main:
-            best = record["best_val"]
+            best = dict(record["best_val"])
+            epoch = best.pop("epoch")
+            (metric, value), = best.items()          # the spec's selection metric (default mean_error_mm)
             print(f"{record['model']}/{record['variant']} on {record['dataset']} ({record['profile']}, "
-                  f"seed {record['seed']}): best val {best['mean_error_mm']:.2f} mm at epoch {best['epoch']}, "
+                  f"seed {record['seed']}): best val {metric} {value:.4g} at epoch {epoch}, "
                   f"test {record['test']['mean_error_mm']:.2f} mm ({record['selection']} weights), "
                   f"{record['wall_s']:.0f} s on {record['device']}")
             if "path" in record:

@@ -199,9 +199,15 @@ def test_stored_progress_bars_are_dropped_but_other_widgets_kept(tmp_path):
                                                      "text/plain": "HBox(children=(FloatSlider(value=0.3),))"}),
     ]
     nb.cells = [cell]
+    # Saved widget models: the bar "a" (with its child "a1") and the slider box "b" (with child "b1").
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
+        "a": {"state": {"children": ["IPY_MODEL_a1"]}}, "a1": {"state": {}},
+        "b": {"state": {"children": ["IPY_MODEL_b1"]}}, "b1": {"state": {}}}}}
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     run.strip_volatile_metadata(path)
-    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    stored = nbformat.read(path, as_version=4)
+    outputs = stored.cells[0].outputs
     assert [o.get("text") or o["data"]["text/plain"] for o in outputs] == [
         "best val 25.3 mm\n", "HBox(children=(FloatSlider(value=0.3),))"]
+    assert set(stored.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]) == {"b", "b1"}

@@ -50,7 +50,31 @@ def strip_volatile_metadata(notebook_path: Path) -> None:
             cell["outputs"] = [o for o in cell["outputs"] if not is_progress_bar(o)]
         cells.append(cell)
     nb["cells"] = cells
+    _prune_widget_state(nb)
     atomic_write_text(notebook_path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def _prune_widget_state(nb: dict) -> None:
+    """Keep only the saved widget models that a remaining output shows (directly or as a child):
+    a dropped progress bar's models would otherwise stay in the page."""
+    widgets = nb.get("metadata", {}).get("widgets", {})
+    state = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state")
+    if state is None:
+        return
+    shown = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+             for cell in nb["cells"] for o in cell.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    keep, todo = set(), list(shown)
+    while todo:
+        model = todo.pop()
+        if model in keep or model not in state:
+            continue
+        keep.add(model)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state[model]))
+    if keep:
+        widgets["application/vnd.jupyter.widget-state+json"]["state"] = {k: state[k] for k in state if k in keep}
+    else:
+        nb["metadata"].pop("widgets")
 
 
 def _quiet_kernel_manager():

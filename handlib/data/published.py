@@ -236,9 +236,24 @@ def load_predictions(dataset: str, key: str) -> np.ndarray:
 
 def fetch_or_explain(dataset: str | None = None) -> str | None:
     """Make sure every published file is here (downloading what is missing); ``None`` when they all
-    are, otherwise one paragraph saying what is missing and the two ways to provide it."""
+    are, otherwise one paragraph saying what is missing and the two ways to provide it. A download that
+    fails in any way (no network, a proxy's error page with the wrong checksum) counts as missing."""
+    import http.client
+
     try:
         fetch_all(dataset)
     except PublishedFileMissing as err:
         return str(err)
+    except (ValueError, http.client.HTTPException) as err:
+        return f"the published files could not be fetched ({err}); {HOW_TO_PROVIDE}"
     return None
+
+
+def explain_missing(dataset: str | None = None) -> str | None:
+    """Like :func:`fetch_or_explain` but never downloads: for chapters that only *use* the files
+    when they are already here."""
+    missing = missing_files(dataset)
+    if not missing:
+        return None
+    return (f"{len(missing)} of the {len(all_files(dataset))} published files are not in {cache_dir()}; "
+            f"{HOW_TO_PROVIDE}")
