@@ -4,10 +4,14 @@ A leaf module: model modules declare their paper's recipe here without importing
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "exponential", "step")
+SCHEDULES = ("constant", "exponential", "step", "cosine")
+# Fields added after the first results were recorded: to_dict() leaves them out while they hold their
+# default, so a recipe that does not use them keeps its configuration hash (and its checkpoints resume).
+_LATER_FIELDS = {"warmup_fraction": 0.0}
 
 
 # --- the recipe: a paper's optimiser and schedule as data ------------------------------------------
@@ -25,7 +29,7 @@ class Recipe:
     lr: float = 1e-3
     epochs: int = 10
     batch_size: int = 64                     # global batch, summed over DDP processes
-    schedule: str = "constant"               # "constant" | "exponential" | "step"
+    schedule: str = "constant"               # "constant" | "exponential" | "step" | "cosine" (per step)
     gamma: float = 1.0                       # per-epoch factor (exponential) or per-milestone factor (step)
     milestones: tuple[int, ...] = ()         # step: epochs at which lr is multiplied by gamma
     weight_decay: float = 0.0
@@ -35,6 +39,7 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.999)  # adam only
     eps: float = 1e-8                        # adam only
     grad_clip: float | None = None           # max global gradient norm; None = no clipping
+    warmup_fraction: float = 0.0             # share of all steps with a linear warm-up from 0 to lr
 
     def __post_init__(self):
         def bad(name, expected):
@@ -59,6 +64,8 @@ class Recipe:
             bad("milestones", "at least one epoch when schedule='step'")
         if list(self.milestones) != sorted(set(self.milestones)):
             bad("milestones", "strictly increasing epochs")
+        if not 0 <= self.warmup_fraction < 1:
+            bad("warmup_fraction", "a fraction in [0, 1)")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
@@ -68,8 +75,30 @@ class Recipe:
             return self.lr * self.gamma ** sum(m <= epoch for m in self.milestones)
         return self.lr
 
+    def lr_at_step(self, step: int, steps_per_epoch: int) -> float:
+        """Learning rate of 0-based global ``step``: the epoch's rate of :meth:`lr_at`, or for
+        ``"cosine"`` lr x (1 + cos(pi x progress)) / 2 over all steps; both times the linear warm-up
+        ramp over the first ``warmup_fraction`` of the steps."""
+        total = self.epochs * steps_per_epoch
+        if self.schedule == "cosine":
+            warm = self.warmup_fraction * total
+            progress = (step - warm) / max(total - warm, 1)
+            lr = self.lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        else:
+            lr = self.lr_at(step // steps_per_epoch)
+        warmup_steps = self.warmup_fraction * total
+        if step < warmup_steps:
+            lr *= (step + 1) / warmup_steps
+        return lr
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the rate changes inside an epoch (cosine or a warm-up), not only between epochs."""
+        return self.schedule == "cosine" or self.warmup_fraction > 0
+
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        return {k: v for k, v in values.items() if _LATER_FIELDS.get(k, object()) != v}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Recipe":

@@ -305,6 +305,8 @@ class _Run:
             if options.batch_transform is not None:  # may rebuild depth: restore the layout
                 batch = _to_device(options.batch_transform(batch), self.device, options.channels_last)
             got_batch = time.perf_counter()
+            if self.recipe.per_step:       # cosine or warm-up: a new rate every step
+                set_lr(self.optimizer, self.recipe.lr_at_step(state["global_step"], self.steps_per_epoch))
             terms = _train_step(self.net, self.model, batch, self.loss_fn, self.forward, self.optimizer,
                                 self.scaler, self.amp_dtype, self.recipe)
             for k, v in terms.items():
@@ -352,7 +354,7 @@ class _Run:
         train_terms = {k: float(distributed.all_reduce_sum(v)) / (self.steps_per_epoch * self.ctx.world_size)
                        for k, v in state["sums"].items()}
         state["history"].append({
-            "epoch": epoch + 1, "lr": self.recipe.lr_at(epoch), "train": train_terms, "val": val,
+            "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train": train_terms, "val": val,
             "samples_seen": (epoch + 1) * samples, "train_s": state["train_s"],
             "samples_per_s": samples / max(state["train_s"], 1e-9),
             "data_wait_fraction": state["data_wait_s"] / max(state["train_s"], 1e-9),

@@ -294,3 +294,37 @@ def test_learning_curve_points_do_not_change_what_is_learnt(tmp_path):
     _, resumed = run(curve_points=6, checkpoint_dir=tmp_path, resume=True)
     assert [c["samples_seen"] for c in resumed.curve] == seen
     assert [c["val"] for c in resumed.curve] == [c["val"] for c in curved_result.curve]
+
+
+def test_cosine_schedule_with_warm_up_is_set_every_step():
+    recipe = Recipe(schedule="cosine", lr=1.0, epochs=2, batch_size=8, warmup_fraction=0.25)
+    # 8 steps: a 2-step linear warm-up, then half a cosine over the other 6.
+    expected = [0.5, 1.0, 1.0, 0.5 * (1 + math.cos(math.pi / 6)), 0.75, 0.5, 0.25, 0.5 * (1 + math.cos(5 * math.pi / 6))]
+    assert [recipe.lr_at_step(s, 4) for s in range(8)] == pytest.approx(expected)
+    plain = Recipe(schedule="exponential", lr=1e-3, gamma=0.96, epochs=3)
+    assert [plain.lr_at_step(s, 5) for s in range(15)] == [plain.lr_at(s // 5) for s in range(15)]
+    assert not plain.per_step and recipe.per_step
+    model = make_model()
+    result = fit(model, tiny_loss, tiny_predict, TinyDataset(32), TinyDataset(8, seed=1),
+                 Recipe(schedule="cosine", lr=1e-2, epochs=2, batch_size=8, warmup_fraction=0.25),
+                 TrainOptions(device="cpu", progress=False))
+    # the rate of each epoch's last step: step 3 (0.933 x lr) and step 7 (0.067 x lr)
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-2 * expected[3], 1e-2 * expected[7]])
+
+
+def test_recipe_fields_added_later_leave_old_configurations_unchanged():
+    """warmup_fraction at its default is not in to_dict(), so the committed records' configuration
+    hashes still match what the current code would train (their runs are reused, not retrained)."""
+    import json
+    from pathlib import Path
+
+    from handlib.experiments import expected_hash
+
+    assert "warmup_fraction" not in Recipe().to_dict()
+    assert Recipe(warmup_fraction=0.1).to_dict()["warmup_fraction"] == 0.1
+    assert Recipe.from_dict(Recipe(warmup_fraction=0.1).to_dict()) == Recipe(warmup_fraction=0.1)
+    records = sorted((Path(__file__).resolve().parents[1] / "data" / "results").glob("crossinfonet__*book*.json"))
+    assert records, "no committed CrossInfoNet book records"
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["config_hash"] == expected_hash("crossinfonet", record["variant"], "synthetic", "book"), path
