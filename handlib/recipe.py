@@ -117,4 +117,17 @@ def recipe_for_profile(recipe: Recipe, profile) -> Recipe:
     if recipe.schedule == "step":
         scale = profile.epochs / recipe.epochs
         milestones = tuple(sorted({max(1, round(m * scale)) for m in recipe.milestones}))
-    return replace(recipe, epochs=profile.epochs, batch_size=profile.batch_size, milestones=milestones)
+    budget = replace(recipe, epochs=profile.epochs, batch_size=profile.batch_size, milestones=milestones)
+    return with_overrides(budget, profile.extra.get("recipe", {}), f"profile {profile.name!r} setting 'recipe'")
+
+
+def with_overrides(recipe: Recipe, overrides: dict, where: str) -> Recipe:
+    """``recipe`` with some fields replaced: a profile's named setting such as a short budget's
+    schedule (``{"schedule": "cosine", "warmup_fraction": 0.05, "lr": 2e-3}``). Unknown fields are
+    an error naming ``where``."""
+    allowed = [f for f in Recipe.__dataclass_fields__ if f not in ("epochs", "batch_size")]
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: cannot set {', '.join(unknown)}; expected recipe fields other than "
+                         f"epochs and batch_size (the profile's own): {', '.join(allowed)}")
+    return replace(recipe, **overrides)

@@ -170,7 +170,7 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
                      profile: str = "book", seed: int = 0, epochs: int | None = None,
                      convention: str | None = None, out: str | Path | None = None, resume: bool = False,
                      data_root: str = "", device: str | None = None, amp: str = "auto",
-                     compile: bool = False, channels_last: bool = False, num_workers: int = 0,
+                     compile: bool = False, channels_last: bool = True, num_workers: int = 0,
                      selection: str = "best_val", results_dir: str | Path | None = None,
                      write_results: bool = True, progress: bool = True, augment: bool | None = None,
                      runs_root: str | Path = "."):

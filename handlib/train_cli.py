@@ -8,6 +8,8 @@ are imported by the functions that run.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 from dataclasses import replace
 
@@ -35,7 +37,8 @@ def _add_run_options(parser) -> None:
     parser.add_argument("--amp", default="auto", choices=AMP_MODES,
                         help="autocast: auto = bf16 on CUDA, off on CPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="NHWC activations (default; measured 1.3x faster on CPU: issue 13)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
 
 
@@ -96,7 +99,7 @@ def add_bench(subparsers) -> None:
 
 
 def bench_train(model: str, *, variant=None, dataset="synthetic", profile="smoke", convention=None,
-                data_root="", device=None, amp="auto", compile=False, channels_last=False,
+                data_root="", device=None, amp="auto", compile=False, channels_last=True,
                 num_workers=0, steps=10, batch_size=None, progress=False) -> dict:
     """Measured training throughput of a registered model and how close it runs to the machine's peak.
 

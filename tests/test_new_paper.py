@@ -90,7 +90,7 @@ def test_summary_and_bench_infer_work_for_any_registered_model(capsys):
 
 def test_grid_trains_once_then_loads_and_retrains_when_the_config_changes(monkeypatch, tmp_path):
     runs = tmp_path / "runs"
-    grid = experiments.run_grid("toy-paper", profile="smoke", progress=False, runs_root=runs)
+    grid = experiments.run_grid("toy-paper", profile="smoke", progress=False, lanes=1, runs_root=runs)
     assert grid.variants == ("narrow", "wide") and grid.seeds == (0, 1)
     assert sorted(grid.trained) == [(v, s) for v in ("narrow", "wide") for s in (0, 1)]
     assert grid.labels == {"narrow": "Narrow", "wide": "Wide"}
@@ -98,14 +98,14 @@ def test_grid_trains_once_then_loads_and_retrains_when_the_config_changes(monkey
     assert errors.shape == (12, J)
     assert experiments.load_trained(grid, "wide", 1) is not None       # weights where the grid says
 
-    again = experiments.run_grid("toy-paper", profile="smoke", progress=False, runs_root=runs)
+    again = experiments.run_grid("toy-paper", profile="smoke", progress=False, lanes=1, runs_root=runs)
     assert again.trained == [] and "4 loaded" in again.summary()
     assert torch.equal(again.errors("wide", 1), errors)
     assert again.records["narrow", 0]["config_hash"] == grid.records["narrow", 0]["config_hash"]
 
     # A longer budget is another configuration: its runs are trained, the old records are not reused.
     monkeypatch.setitem(profiles.CHAPTER_OVERRIDES["toy"]["smoke"], "epochs", 2)
-    longer = experiments.run_grid("toy-paper", profile="smoke", variants=["wide"], seeds=[0], progress=False,
+    longer = experiments.run_grid("toy-paper", profile="smoke", variants=["wide"], seeds=[0], progress=False, lanes=1,
                                   runs_root=runs)
     assert longer.trained == [("wide", 0)] and longer.records["wide", 0]["epochs"] == 2
 
@@ -113,7 +113,7 @@ def test_grid_trains_once_then_loads_and_retrains_when_the_config_changes(monkey
     last = experiments.checkpoint_dir(longer, "wide", 0) / "last.pt"
     before = last.stat().st_mtime_ns
     forced = experiments.run_grid("toy-paper", profile="smoke", variants=["wide"], seeds=[0], retrain=True,
-                                  progress=False, runs_root=runs)
+                                  progress=False, lanes=1, runs_root=runs)
     assert forced.trained == [("wide", 0)] and last.stat().st_mtime_ns != before
 
 
@@ -160,9 +160,9 @@ def test_two_stage_model_trains_on_a_frozen_first_stage(monkeypatch, tmp_path, c
 def test_two_stage_grid_finds_its_first_stage_in_the_grid(monkeypatch, tmp_path):
     monkeypatch.setitem(registry._REGISTRY, TWO_STAGE.name, TWO_STAGE)
     runs = tmp_path / "grid-runs"
-    experiments.run_grid("toy-paper", profile="smoke", variants=["narrow"], seeds=[0], progress=False,
+    experiments.run_grid("toy-paper", profile="smoke", variants=["narrow"], seeds=[0], progress=False, lanes=1,
                          runs_root=runs)
-    second = experiments.run_grid("toy-refiner", profile="smoke", seeds=[0], progress=False, runs_root=runs)
+    second = experiments.run_grid("toy-refiner", profile="smoke", seeds=[0], progress=False, lanes=1, runs_root=runs)
     record = second.records["refine", 0]
     assert record["stage"] == "toy-paper-narrow"
     assert record["config"]["upstream_hash"] == experiments.expected_hash("toy-paper", "narrow", "synthetic", "smoke")

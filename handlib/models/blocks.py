@@ -7,6 +7,8 @@ TensorFlow-slim conventions (CrossInfoNet's released code) are translated once h
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -127,13 +129,25 @@ def resnet_stage(in_channels: int, width: int, out_channels: int, units: int,
     return nn.Sequential(*layers)
 
 
-def xavier_init(model: nn.Module) -> None:
-    """slim defaults: Xavier-uniform conv/linear weights, zero biases, BN γ = 1 and β = 0."""
-    for module in model.modules():
+def xavier_init(model: nn.Module, seed: int | None = None) -> None:
+    """slim defaults: Xavier-uniform conv/linear weights, zero biases, BN γ = 1 and β = 0.
+
+    Each weight is drawn from its own generator, seeded by (``seed``, the layer's qualified name);
+    ``seed`` defaults to the seed torch was last seeded with. So two variants of a model built with
+    the same seed start their shared layers (same name and shape) from the same weights, whatever
+    other layers either builds: a variant comparison is then paired (issue 13)."""
+    base = torch.initial_seed() if seed is None else seed
+    for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(module.weight)
+            nn.init.xavier_uniform_(module.weight, generator=_named_generator(base, name))
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+
+def _named_generator(seed: int, name: str) -> torch.Generator:
+    """A CPU generator whose stream depends only on (seed, name) (a stable hash, not Python's)."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
