@@ -208,7 +208,8 @@ def _runs_by_group(runs, colour_by: str) -> dict[str, list[tuple[list, int | Non
     return groups
 
 
-def learning_curves(runs, colour_by: str = "variant", ax=None, *, title: str | None = None):
+def learning_curves(runs, colour_by: str = "variant", ax=None, *, title: str | None = None,
+                    budget: int | None = None):
     """Validation mean 3D error (mm) against training samples seen (log x axis) for many runs.
 
     ``runs`` is a list of results records (coloured by ``record[colour_by]``, one legend entry per
@@ -217,7 +218,8 @@ def learning_curves(runs, colour_by: str = "variant", ax=None, *, title: str | N
     ``val["mean_error_mm"]``); its x is ``samples_seen`` when present, else epoch x samples per
     epoch (``recipe.batch_size`` x the record's ``steps_per_epoch``, or ``train_size //
     batch_size``). If any run's samples cannot be derived, every run is drawn against epochs on a
-    linear axis, and the axis says so. Returns the figure."""
+    linear axis, and the axis says so. ``budget`` (samples) marks a chosen training length with a
+    dashed line. Returns the figure."""
     groups = _runs_by_group(runs, colour_by)
     if not groups:
         raise ValueError("learning_curves: no runs given")
@@ -239,6 +241,10 @@ def learning_curves(runs, colour_by: str = "variant", ax=None, *, title: str | N
         ax.plot(samples if by_samples else epochs, val, marker="o", ms=2.5, lw=1, alpha=0.85,
                 label=label if label not in shown else "_nolegend_", **styles[label])
         shown.add(label)
+    if budget is not None:
+        if not by_samples:
+            raise ValueError("learning_curves: budget= needs runs whose samples seen are known")
+        ax.axvline(budget, color="0.3", ls="--", lw=1, label=f"chosen budget ({budget:,} samples)")
     if by_samples:
         ax.set_xscale("log")
         ax.set_xlabel("training samples seen (log scale)")

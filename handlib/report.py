@@ -252,3 +252,33 @@ def verdict_sentence(effects: pd.DataFrame) -> str:
     if one_seed:
         parts.append(_count(one_seed, "has one seed and cannot be judged", "have one seed and cannot be judged"))
     return f"Of the paper's {total} {noun}, {', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}."
+
+
+# --- how far from converged ---------------------------------------------------------------------
+
+def last_doubling(records: Sequence[dict], by: Sequence[str] = ("variant",)) -> pd.DataFrame:
+    """What the last doubling of training samples still gained, from each run's learning curve.
+
+    For every record: its validation error at the end (``samples`` seen) and at half as many samples
+    (interpolated linearly in log samples between the curve's points); ``gain`` = error at half −
+    error at the end (mm; positive = still improving). One row per ``by`` group: the mean of each
+    over its runs, ``gain_std`` (ddof 1) and ``n``. A record without a learning curve is an error."""
+    rows = []
+    for record in records:
+        curve = record.get("curve") or []
+        if len(curve) < 2:
+            raise ValueError(f"run {record.get('variant')} seed {record.get('seed')} has no learning curve "
+                             "(records written before learning curves were recorded): retrain it")
+        seen = np.array([point["samples_seen"] for point in curve], dtype=float)
+        error = np.array([point["val"]["mean_error_mm"] for point in curve], dtype=float)
+        end = seen[-1]
+        at_half = float(np.interp(np.log(end / 2), np.log(seen), error))
+        rows.append({**{key: record[key] for key in by}, "samples": int(end), "val_at_half": at_half,
+                     "val_at_end": float(error[-1]), "gain": at_half - float(error[-1])})
+    table = pd.DataFrame(rows)
+    grouped = table.groupby(list(by), sort=False)
+    out = grouped[["samples", "val_at_half", "val_at_end", "gain"]].mean()
+    out["gain_std"] = grouped["gain"].std(ddof=1)
+    out["n"] = grouped.size()
+    out["samples"] = out["samples"].astype(int)
+    return out

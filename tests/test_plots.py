@@ -194,6 +194,15 @@ def test_learning_curves_samples_seen_and_epoch_fallback():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["run 0", "run 1"]
 
 
+def test_learning_curves_mark_the_chosen_budget():
+    fig = plots.learning_curves({"a": _run("x", 0, samples_seen=True)}, budget=3000)
+    ax = fig.axes[0]
+    assert list(ax.lines[-1].get_xdata()) == [3000, 3000] and ax.lines[-1].get_linestyle() == "--"
+    assert "chosen budget (3,000 samples)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="budget"):
+        plots.learning_curves([_run("a", 0)["history"]], budget=100)
+
+
 # --- 3D skeletons -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ALL_CONVENTIONS)

@@ -165,3 +165,25 @@ def test_verdict_sentence_counts_each_kind():
         "the noise, and 2 do not reproduce.")
     one = pd.DataFrame({"verdict": ["one seed: cannot tell"] * 2})
     assert "none of the paper's 2 improvements can be judged" in report.verdict_sentence(one)
+
+
+# --- last_doubling ------------------------------------------------------------------------------
+
+def _curved(variant, seed, errors, samples=(100, 200, 400, 800)):
+    return {"variant": variant, "seed": seed,
+            "curve": [{"samples_seen": n, "val": {"mean_error_mm": e}} for n, e in zip(samples, errors)]}
+
+
+def test_last_doubling_reads_the_curve_at_half_the_samples_on_a_log_axis():
+    runs = [_curved("base", 0, [40, 30, 24, 22]), _curved("base", 1, [40, 30, 26, 22]),
+            _curved("cross", 0, [40, 30, 20, 20], samples=(100, 300, 900, 1800))]
+    table = report.last_doubling(runs)
+    assert table.loc["base", "samples"] == 800 and table.loc["base", "n"] == 2
+    assert table.loc["base", "gain"] == pytest.approx(3.0)            # (24 - 22 + 26 - 22) / 2
+    assert table.loc["base", "gain_std"] == pytest.approx(math.sqrt(2))
+    assert table.loc["cross", "gain"] == pytest.approx(0.0)            # 900 = half of 1800: flat
+    # half of 1600 samples, 800, lies half-way between 400 and 1600 on a log axis
+    half = report.last_doubling([_curved("x", 0, [40, 30, 20], samples=(100, 400, 1600))])
+    assert half.loc["x", "val_at_half"] == pytest.approx(25.0) and half.loc["x", "gain"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="base seed 3 has no learning curve"):
+        report.last_doubling([{"variant": "base", "seed": 3, "history": []}])
