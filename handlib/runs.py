@@ -173,12 +173,14 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
                      compile: bool = False, channels_last: bool = True, num_workers: int = 0,
                      selection: str = "best_val", results_dir: str | Path | None = None,
                      write_results: bool = True, progress: bool = True, augment: bool | None = None,
-                     runs_root: str | Path = "."):
+                     runs_root: str | Path = ".", checkpoint_every: int | None = None):
     """Train one registered model end to end; returns (record, TrainResult, model).
 
     ``augment``: None applies the model's own online augmentation where it registers one for this
     dataset (e.g. CrossInfoNet's on real data), False never augments, True requires it. A record
-    written here comes with its per-frame test predictions (:func:`handlib.results.write_predictions`)."""
+    written here comes with its per-frame test predictions (:func:`handlib.results.write_predictions`).
+    ``checkpoint_every`` (steps; default: a quarter epoch, at least 25 steps) also checkpoints inside an
+    epoch, so an interrupted one-epoch run resumes where it stopped (exactly: the loop's resume is exact)."""
     from handlib import distributed
     from handlib.device import seed_everything
     from handlib.train import TrainOptions, fit
@@ -216,8 +218,11 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
             # Part of what is learnt: a resume must use the same augmentation (None = none).
             "augmentation": f"{model}.training_augmentation({dataset})" if batch_transform else None,
             "model_init": model_init}
+    if checkpoint_every is None:
+        checkpoint_every = max(25, len(splits["train"]) // recipe.batch_size // 4)
     options = TrainOptions(seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile,
                            num_workers=num_workers, checkpoint_dir=out, resume=resume,
+                           checkpoint_every=checkpoint_every,
                            progress=progress, batch_transform=batch_transform, meta=meta,
                            curve_points=CURVE_POINTS)
     result = fit(net, spec.loss, spec.predict, splits["train"], splits["val"], recipe, options, forward,

@@ -108,7 +108,7 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="smoke
     backward) with PyTorch's FLOP counter, and ``roofline_fraction`` = samples/s x that ÷
     ``matmul_flops_per_s``, a square matmul measured in the same run in the precision the run computes
     in (bf16 under bf16 autocast, else fp32): the best before and after the timed epochs."""
-    from handlib.device import cpu_has_native_bf16, pick_device, seed_everything
+    from handlib.device import cpu_has_native_bf16, cpu_name, pick_device, seed_everything
     from handlib.models.bench import measure_matmul_flops
     from handlib.runs import load_splits
     from handlib.train import TrainOptions, fit, resolve_amp
@@ -134,7 +134,7 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="smoke
     return {"model": model, "variant": variant, "dataset": dataset, "batch_size": recipe.batch_size,
             "steps": steps, "amp": amp, "precision": str(dtype or "float32").removeprefix("torch."),
             "channels_last": channels_last, "compiled": compile, "device": result.device,
-            "cpu_native_bf16": cpu_has_native_bf16(),
+            "cpu": cpu_name() if dev.type == "cpu" else None, "cpu_native_bf16": cpu_has_native_bf16(),
             "samples_per_s": timed["samples_per_s"], "data_wait_fraction": timed["data_wait_fraction"],
             "train_flops_per_sample": flops, "matmul_flops_per_s": peak,
             "roofline_fraction": timed["samples_per_s"] * flops / peak}

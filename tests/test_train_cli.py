@@ -81,6 +81,8 @@ def test_bench_train_prints_json(capsys):
     figures = json.loads(capsys.readouterr().out)
     assert figures["samples_per_s"] > 0 and 0 <= figures["data_wait_fraction"] <= 1
     assert figures["batch_size"] == 8 and figures["precision"] == "float32"
+    assert figures["channels_last"] is True                          # the default layout (issue 13)
+    assert isinstance(figures["cpu"], str) and figures["cpu"]        # a speed names its machine
     # TinyNet per sample: conv 1->4 (3x3, 6x6 out) and linear 144->9, 1,296 multiply-adds each. A step
     # is both forwards, both weight gradients and the linear layer's input gradient (the image needs
     # none): 5 x 2 x 1,296 FLOPs.
