@@ -207,6 +207,6 @@ def load_trained(grid: Grid, variant: str, seed: int):
         return None
     spec, _, prof, _, convention = resolve_run(grid.model, variant, grid.dataset, grid.profile,
                                                grid.records[variant, seed]["convention"], None)
-    net = spec.build(variant=variant, convention=convention, image_size=prof.image_size)
+    net = spec.build_for(variant, convention, prof)
     load_weights(net, path, {"model": grid.model, "variant": variant})
     return net.eval()

@@ -148,7 +148,7 @@ def load_upstream(spec, dataset: str, profile: str, seed: int, convention: str, 
         raise UsageError(f"{spec.name} trains on the output of {up.name} ({variant}), but {path} does not "
                          f"exist: train it first with `python -m handlib train {up.name} --variant {variant} "
                          f"--dataset {dataset} --profile {profile} --seed {seed}`")
-    net = up.build(variant=variant, convention=convention, image_size=image_size)
+    net = up.build_for(variant, convention, replace(get_profile(profile, up.chapter), image_size=image_size))
     load_weights(net, path, {"model": up.name, "variant": variant, "dataset": dataset})
     net.requires_grad_(False)
     return net.eval()
@@ -198,7 +198,7 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     ctx = distributed.init_from_env(device.split(":")[0] if device else None)
 
     seed_everything(seed)  # identical initial weights for a given seed (and on every DDP process)
-    net = spec.build(variant=variant, convention=convention, image_size=prof.image_size)
+    net = spec.build_for(variant, convention, prof)
     # The data are the same for every training seed: the spread over seeds is the training's own.
     # Rank 0 renders / caches first; the other processes then read its cache instead of re-rendering.
     if not ctx.is_main:

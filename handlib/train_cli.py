@@ -120,7 +120,7 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
     sized = replace(prof, train_frames=steps * recipe.batch_size, val_frames=recipe.batch_size, test_frames=1)
     splits = load_splits(spec, dataset, sized, convention, data_root)
     seed_everything(0)
-    net = spec.build(variant=variant, convention=convention, image_size=prof.image_size)
+    net = spec.build_for(variant, convention, prof)
     flops = train_flops_per_sample(spec, net, splits["train"], recipe.batch_size)
     options = TrainOptions(device=device, amp=amp, compile=compile, channels_last=channels_last,
                            num_workers=num_workers, progress=progress)

@@ -62,6 +62,27 @@ def test_nyu_parameter_count_matches_released_architecture(released_model):
     assert summary.count_parameters(CrossInfoNet("base_hm")) == pytest.approx(23.51e6, rel=0.01)
 
 
+def test_a_named_smaller_width_scales_every_channel_count_and_nothing_else():
+    from dataclasses import replace
+
+    half = CrossInfoNet("cross_hm", width=0.5)
+    full = CrossInfoNet("cross_hm")
+    assert half.stem.conv.out_channels == 16 and half.stages[3][-1].expand.conv.out_channels == 128
+    assert half.palm_branch.fc1.linear.out_features == 512 and half.hand_head.linear.in_features == 1024
+    assert len(list(half.modules())) == len(list(full.modules()))          # same units, same depth
+    params = lambda net: sum(p.numel() for p in net.parameters())
+    assert 0.2 < params(half) / params(full) < 0.3                           # ~ width squared
+    out = half(torch.zeros(2, 1, 96, 96), with_heatmaps=True)
+    assert out["hand"].shape == (2, 14, 3) and out["heatmap"].shape == (2, 14, 24, 24)
+    with pytest.raises(ValueError, match="width scale must be in"):
+        CrossInfoNet("base", width=1.5)
+    # The profile setting reaches the network through ModelSpec.build_for
+    spec, book = get_model_spec("crossinfonet"), get_profile("book", "crossinfonet")
+    assert spec.build_for("base", "nyu", book).widths.scale == book.extra.get("width", 1.0)
+    narrow = spec.build_for("base", "nyu", replace(book, extra={**book.extra, "width": 0.5}))
+    assert narrow.widths.scale == 0.5
+
+
 def test_partitions_set_head_sizes_per_convention():
     for convention, (joints, palm, finger) in {"icvl": (16, 6, 10), "msra": (21, 6, 15)}.items():
         model = CrossInfoNet("cross", convention).eval()

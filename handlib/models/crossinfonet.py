@@ -37,12 +37,49 @@ from handlib.models.registry import ModelSpec, register_model
 from handlib.recipe import Recipe
 from handlib.sample import stack_fields
 
+STEM_CHANNELS = 32
 FPN_CHANNELS = 256
 BRANCH_WIDTH = 128          # bottleneck width of the heat-map, P0/F0 and P2/F2 units
 FC_WIDTH = 1024
 DROPOUT = 0.4               # the code's keep_prob 0.6 (the paper's "dropout rate 0.6")
 # (units, bottleneck width, output channels) of the four stages, stride 2 in each last unit.
 BACKBONE_STAGES = ((3, 16, 64), (4, 32, 128), (6, 64, 256), (3, 64, 256))
+
+
+@dataclass(frozen=True)
+class Widths:
+    """Every channel count of the network, the released code's at ``scale`` 1. A smaller ``scale``
+    (a named profile setting, ``width``) multiplies all of them (stem, stages, pyramid, branches, FC);
+    unit counts, resolutions and the stem's 5×5 kernel stay the code's."""
+
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if not 0 < self.scale <= 1:
+            raise ValueError(f"CrossInfoNet width scale must be in (0, 1], got {self.scale}")
+
+    def of(self, channels: int) -> int:
+        return max(4, round(channels * self.scale))
+
+    @property
+    def stem(self) -> int:
+        return self.of(STEM_CHANNELS)
+
+    @property
+    def stages(self) -> tuple[tuple[int, int, int], ...]:
+        return tuple((units, self.of(width), self.of(out)) for units, width, out in BACKBONE_STAGES)
+
+    @property
+    def fpn(self) -> int:
+        return self.of(FPN_CHANNELS)
+
+    @property
+    def branch(self) -> int:
+        return self.of(BRANCH_WIDTH)
+
+    @property
+    def fc(self) -> int:
+        return self.of(FC_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -75,10 +112,10 @@ class BranchHeatmapHead(nn.Module):
     """Palm / finger heat maps from P0 / F0 (L_bp, L_bf): 1×1 conv 256 → 3×3 conv to K maps at
     T's resolution, bilinearly upsampled 2× to the 24×24 target grid."""
 
-    def __init__(self, num_maps: int):
+    def __init__(self, num_maps: int, channels: int = FPN_CHANNELS):
         super().__init__()
-        self.hidden = ConvBN(FPN_CHANNELS, FPN_CHANNELS, 1)
-        self.maps = ConvBN(FPN_CHANNELS, num_maps, 3, relu=False)
+        self.hidden = ConvBN(channels, channels, 1)
+        self.maps = ConvBN(channels, num_maps, 3, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.maps(self.hidden(x))
@@ -90,13 +127,14 @@ class RegressionBranch(nn.Module):
 
     Returns the 1024-d post-dropout feature (fed to the whole-hand head) and the K joints."""
 
-    def __init__(self, in_channels: int, pooled_pixels: int, num_joints: int):
+    def __init__(self, in_channels: int, pooled_pixels: int, num_joints: int, widths: "Widths | None" = None):
         super().__init__()
-        self.refine = Bottleneck(in_channels, BRANCH_WIDTH, FPN_CHANNELS)
-        self.fc1 = LinearBN(FPN_CHANNELS * pooled_pixels, FC_WIDTH)
-        self.fc2 = LinearBN(FC_WIDTH, FC_WIDTH)
+        w = widths or Widths()
+        self.refine = Bottleneck(in_channels, w.branch, w.fpn)
+        self.fc1 = LinearBN(w.fpn * pooled_pixels, w.fc)
+        self.fc2 = LinearBN(w.fc, w.fc)
         self.dropout = nn.Dropout(DROPOUT)
-        self.joints = LinearBN(FC_WIDTH, 3 * num_joints, relu=False)
+        self.joints = LinearBN(w.fc, 3 * num_joints, relu=False)
 
     def forward(self, x: torch.Tensor, features: dict | None = None, prefix: str = ""):
         refined = self.refine(x)                                   # P2 / F2
@@ -122,50 +160,49 @@ class CrossInfoNet(nn.Module):
     """
 
     def __init__(self, variant: str = DEFAULT_VARIANT, convention: str | JointConvention = "nyu",
-                 image_size: int = 96):
+                 image_size: int = 96, width: float = 1.0):
         super().__init__()
         if image_size % 16 != 0 or image_size < 32:
             raise ValueError(f"image_size must be a multiple of 16 and >= 32, got {image_size}")
         self.variant = get_variant(variant)
         self.convention = get_convention(convention) if isinstance(convention, str) else convention
         self.image_size = image_size
+        self.widths = w = Widths(width)
         num_joints = self.convention.num_joints
         self.register_buffer("palm_joints", torch.tensor(self.convention.palm), persistent=False)
         self.register_buffer("finger_joints", torch.tensor(self.convention.finger),
                              persistent=False)
 
         # Initial feature extraction (Fig. 2): stem, 3-4-6-3 bottleneck stages.
-        self.stem = ConvBN(1, 32, 5, stride=2)                     # (B, 32, S/2, S/2)
-        stages, in_ch = [], 32
-        for units, width, out_ch in BACKBONE_STAGES:
-            stages.append(resnet_stage(in_ch, width, out_ch, units, stride=2))
+        self.stem = ConvBN(1, w.stem, 5, stride=2)                 # (B, 32, S/2, S/2)
+        stages, in_ch = [], w.stem
+        for units, width_, out_ch in w.stages:
+            stages.append(resnet_stage(in_ch, width_, out_ch, units, stride=2))
             in_ch = out_ch
         self.stages = nn.ModuleList(stages)
         # FPN: laterals (1×1 + BN + ReLU) and, below the top, a 1×1 after each bilinear upsample.
         # The finest (S/4) merge feeds only the all-joint heat-map head, so it exists only in the
         # heat-map variants (TF computes it only when that loss is fetched).
-        self.laterals = nn.ModuleList(ConvBN(c, FPN_CHANNELS, 1) for _, _, c in BACKBONE_STAGES[1:])
-        self.top_down = nn.ModuleList(ConvBN(FPN_CHANNELS, FPN_CHANNELS, 1, relu=False)
-                                      for _ in BACKBONE_STAGES[2:])
+        self.laterals = nn.ModuleList(ConvBN(c, w.fpn, 1) for _, _, c in w.stages[1:])
+        self.top_down = nn.ModuleList(ConvBN(w.fpn, w.fpn, 1, relu=False) for _ in w.stages[2:])
         if self.variant.heatmaps:
-            self.fine_lateral = ConvBN(BACKBONE_STAGES[0][2], FPN_CHANNELS, 1)
-            self.fine_top_down = ConvBN(FPN_CHANNELS, FPN_CHANNELS, 1, relu=False)
+            self.fine_lateral = ConvBN(w.stages[0][2], w.fpn, 1)
+            self.fine_top_down = ConvBN(w.fpn, w.fpn, 1, relu=False)
 
         # Refinement (Fig. 6): preliminary palm / finger features P0, F0.
-        self.palm_initial = Bottleneck(FPN_CHANNELS, BRANCH_WIDTH, FPN_CHANNELS)     # p0
-        self.finger_initial = Bottleneck(FPN_CHANNELS, BRANCH_WIDTH, FPN_CHANNELS)   # f0
+        self.palm_initial = Bottleneck(w.fpn, w.branch, w.fpn)     # p0
+        self.finger_initial = Bottleneck(w.fpn, w.branch, w.fpn)   # f0
         if self.variant.heatmaps:
             self.heatmap_head = nn.Sequential(
-                Bottleneck(FPN_CHANNELS, BRANCH_WIDTH, FPN_CHANNELS),
-                ConvBN(FPN_CHANNELS, num_joints, 3, relu=False))
-            self.palm_heatmap_head = BranchHeatmapHead(len(self.convention.palm))
-            self.finger_heatmap_head = BranchHeatmapHead(len(self.convention.finger))
-        branch_in = 2 * FPN_CHANNELS if self.variant.cross else FPN_CHANNELS
+                Bottleneck(w.fpn, w.branch, w.fpn),
+                ConvBN(w.fpn, num_joints, 3, relu=False))
+            self.palm_heatmap_head = BranchHeatmapHead(len(self.convention.palm), w.fpn)
+            self.finger_heatmap_head = BranchHeatmapHead(len(self.convention.finger), w.fpn)
+        branch_in = 2 * w.fpn if self.variant.cross else w.fpn
         pooled_pixels = (image_size // 16) ** 2
-        self.palm_branch = RegressionBranch(branch_in, pooled_pixels, len(self.convention.palm))
-        self.finger_branch = RegressionBranch(branch_in, pooled_pixels,
-                                              len(self.convention.finger))
-        self.hand_head = LinearBN(2 * FC_WIDTH, 3 * num_joints, relu=False)
+        self.palm_branch = RegressionBranch(branch_in, pooled_pixels, len(self.convention.palm), w)
+        self.finger_branch = RegressionBranch(branch_in, pooled_pixels, len(self.convention.finger), w)
+        self.hand_head = LinearBN(2 * w.fc, 3 * num_joints, relu=False)
         xavier_init(self)
 
     def forward(self, depth: torch.Tensor, with_heatmaps: bool | None = None,
@@ -240,8 +277,9 @@ class CrossInfoNet(nn.Module):
 
 
 def build(variant: str = DEFAULT_VARIANT, convention: str | JointConvention = "nyu",
-          image_size: int = 96) -> CrossInfoNet:
-    return CrossInfoNet(variant=variant, convention=convention, image_size=image_size)
+          image_size: int = 96, width: float = 1.0) -> CrossInfoNet:
+    """``width``: the profile setting of that name (:class:`Widths`; 1 = the released code's)."""
+    return CrossInfoNet(variant=variant, convention=convention, image_size=image_size, width=width)
 
 
 def predict(outputs: dict) -> torch.Tensor:
@@ -367,4 +405,5 @@ register_model(ModelSpec(
     infer=_infer,
     augmentation=training_augmentation,
     data_init=data_dependent_init,
+    build_settings=("width",),
 ))

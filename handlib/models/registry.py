@@ -95,6 +95,8 @@ class ModelSpec:
     # (net, training split, profile settings) -> name of the setting applied (recorded; checked on resume)
     data_init: Callable[..., str] | None = None
     upstream: Upstream | None = None
+    # profile settings (Profile.extra keys) that ``build`` takes as keywords, e.g. a named smaller width
+    build_settings: tuple[str, ...] = ()
 
     def __post_init__(self):
         def bad(name, expected):
@@ -109,6 +111,12 @@ class ModelSpec:
             bad("clip_length", "> 1 exactly when input_kind is 'clip'")
         if not isinstance(self.recipe, Recipe):
             bad("recipe", "a handlib.recipe.Recipe")
+
+    def build_for(self, variant: str, convention, profile) -> Any:
+        """The network a run at ``profile`` (a :class:`handlib.profiles.Profile`) trains: ``build`` at the
+        profile's image size, with the profile's settings named in ``build_settings``."""
+        settings = {k: profile.extra[k] for k in self.build_settings if k in profile.extra}
+        return self.build(variant=variant, convention=convention, image_size=profile.image_size, **settings)
 
     @property
     def inference_forward(self) -> Callable[[Any, dict], Any]:
