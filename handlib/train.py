@@ -320,7 +320,8 @@ class _Run:
             # Reading the sums syncs with the GPU: refresh the shown losses about once a second.
             if self.show_progress and (time.perf_counter() - shown_at > 1.0 or step + 1 == self.steps_per_epoch):
                 shown_at = time.perf_counter()
-                bar.set_postfix({k: f"{float(v) / (step + 1):.4g}" for k, v in sums.items()} | {"lr": f"{lr:.3g}"})
+                current_lr = self.optimizer.param_groups[0]["lr"]      # per-step schedules move it every step
+                bar.set_postfix({k: f"{float(v) / (step + 1):.4g}" for k, v in sums.items()} | {"lr": f"{current_lr:.3g}"})
             last_step = step + 1 == self.steps_per_epoch
             if self.ckpt_dir and not last_step and (self.stop_requested() or (
                     options.checkpoint_every and state["global_step"] % options.checkpoint_every == 0)):
