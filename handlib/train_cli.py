@@ -38,7 +38,7 @@ def _add_run_options(parser) -> None:
                         help="autocast: auto = bf16 on CUDA, off on CPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                        help="NHWC activations (default; measured 1.3x faster on CPU: issue 13)")
+                        help="NHWC activations (default: faster on CPU, see data/bench/crossinfonet-train)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
 
 
