@@ -171,6 +171,10 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
+    def frame_sample(self, clip: int, step: int) -> dict:
+        """Frame ``step`` of clip ``clip`` as the frame dataset gives it."""
+        return self.frames[self.starts[clip] + step]
+
     def __getitem__(self, index: int) -> dict:
         start = self.starts[index]
         samples = [self.frames[start + t] for t in range(self.length)]
@@ -182,6 +186,33 @@ class ClipDataset(Dataset):
         return clip
 
 
+
+
+class FramesOfClips(Dataset):
+    """The frames of a clip dataset one by one, clip-major: item ``i`` is frame ``i % T`` of clip
+    ``i // T``, with the frame dataset's keys plus ``clip`` and ``step``. A paper with frame and clip
+    networks trains and tests both on the same frames, in the same order as the clip networks'
+    flattened predictions (``handlib.train.predict_xyz``)."""
+
+    def __init__(self, clips: Dataset):
+        if not hasattr(clips, "frame_sample"):
+            raise TypeError(f"{type(clips).__name__} cannot give single frames of its clips (no frame_sample)")
+        self.clips = clips
+        self.length = clips[0]["depth"].shape[0] if len(clips) else 0
+
+    def __len__(self) -> int:
+        return len(self.clips) * self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"frame {index} out of range for {len(self)} frames")
+        index %= len(self)
+        clip, step = divmod(index, self.length)
+        sample = dict(self.clips.frame_sample(clip, step))
+        sample["index"] = torch.tensor(index, dtype=torch.int64)
+        sample["clip"] = torch.tensor(clip, dtype=torch.int64)
+        sample["step"] = torch.tensor(step, dtype=torch.int64)
+        return sample
 
 
 def joint_statistics(dataset: Dataset, max_frames: int = 4096):

@@ -102,7 +102,7 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
         for seed in seeds:
             found = None if retrain else _committed(model, variant, dataset, profile, seed, wanted, results_dir)
             if found is None:
-                out = run_dir(runs_root, spec, variant, dataset, profile, seed, wanted)
+                out = run_dir(runs_root, spec.for_variant(variant), variant, dataset, profile, seed, wanted)
                 if retrain and out.exists():
                     shutil.rmtree(out)
                 missing.append(dict(model=model, variant=variant, dataset=dataset, profile=profile, seed=seed,
@@ -111,14 +111,29 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
                                     **train_kwargs))
             else:
                 grid.records[variant, seed], grid.predictions[variant, seed] = found
-    if spec.upstream is not None:
-        lanes = 1      # a second stage reads its first stage's weights: keep the order simple
-    for job, record in zip(missing, _train_all(missing, lanes, progress)):
-        key = job["variant"], job["seed"]
-        grid.records[key] = record
-        grid.predictions[key] = results.load_predictions(record, results_dir)
-        grid.trained.append(key)
+    # A later stage reads its earlier stages' weights: train the grid in waves, each after the one it
+    # builds on (side by side inside a wave).
+    waves = stage_depths(spec, variants)
+    for depth in sorted(set(waves.values())):
+        wave = [job for job in missing if waves[job["variant"]] == depth]
+        for job, record in zip(wave, _train_all(wave, lanes, progress)):
+            key = job["variant"], job["seed"]
+            grid.records[key] = record
+            grid.predictions[key] = results.load_predictions(record, results_dir)
+            grid.trained.append(key)
     return grid
+
+
+def stage_depths(spec, variants) -> dict[str, int]:
+    """Variant -> how many of the grid's own variants it builds on, transitively (0: none). A stage
+    built on a variant outside ``variants`` (or on another model) counts that one as already trained."""
+    def depth(variant: str, seen: tuple[str, ...] = ()) -> int:
+        if variant in seen:
+            raise ValueError(f"model {spec.name!r}: variant {variant!r} depends on itself through its upstream stages")
+        below = [up.variant for up in spec.for_variant(variant).upstreams
+                 if up.model == spec.name and up.variant in variants]
+        return max((1 + depth(v, seen + (variant,)) for v in below), default=0)
+    return {variant: depth(variant) for variant in variants}
 
 
 def default_lanes(device: str | None = None) -> int:
@@ -193,7 +208,7 @@ def checkpoint_dir(grid: Grid, variant: str, seed: int) -> Path:
     from handlib.runs import run_dir
 
     record = grid.records[variant, seed]
-    return run_dir(grid.runs_root, get_model_spec(grid.model), variant, grid.dataset, grid.profile, seed,
+    return run_dir(grid.runs_root, get_model_spec(grid.model).for_variant(variant), variant, grid.dataset, grid.profile, seed,
                    record["config_hash"])
 
 

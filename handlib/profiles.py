@@ -40,7 +40,8 @@ PROFILES: dict[str, Profile] = {
                     batch_size=128, seeds=(0, 1, 2)),
 }
 
-# Per-chapter overrides: {chapter: {profile: {field: value}}}. Every chapter's sizes live here.
+# Per-chapter overrides: {chapter: {profile: {field: value, "variants": {variant: {field: value}}}}}.
+# Every chapter's sizes live here.
 CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
     # CrossInfoNet's book budget (issue 13; the chapter's learning curves show where it stands): every
     # run sees 19,200 freshly rendered frames once (600 steps of batch 32) — fresh frames, because the
@@ -61,6 +62,20 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
         "full": {"train_frames": 72_757, "val_frames": 5_000, "test_frames": 8_252, "epochs": 110,
                  "batch_size": 128, "seeds": (0, 1, 2), "output_init": "code"},
     },
+    # CADSTN: every count is of 16-frame clips (the frame networks train on the clips' frames one at a
+    # time, so all five networks are tested on the same frames), at the code's 128 x 128 crops. Each
+    # stage's batch follows the code: 128 frames, 32 clips (temporal), 8 clips (fusion).
+    "cadstn": {
+        "smoke": {"train_frames": 4, "val_frames": 2, "test_frames": 2, "batch_size": 16, "image_size": 128,
+                  "variants": {"temporal": {"batch_size": 2}, "cadstn": {"batch_size": 2}}},
+        "book": {"train_frames": 2_000, "val_frames": 25, "test_frames": 125, "epochs": 1, "batch_size": 32,
+                 "image_size": 128, "seeds": (0, 1, 2),
+                 "variants": {"temporal": {"batch_size": 8}, "cadstn": {"batch_size": 2}}},
+        "full": {"train_frames": 9_095, "val_frames": 100, "test_frames": 516, "epochs": 88, "batch_size": 128,
+                 "image_size": 128, "seeds": (0, 1, 2),
+                 "variants": {"temporal": {"train_frames": 4_548, "epochs": 704, "batch_size": 32},
+                              "cadstn": {"train_frames": 4_548, "epochs": 106, "batch_size": 8}}},
+    },
 }
 
 
@@ -71,11 +86,15 @@ def check_choice(kind: str, value: str, valid) -> str:
     return value
 
 
-def get_profile(name: str, chapter: str | None = None) -> Profile:
-    """The profile ``name``, with ``chapter``'s overrides applied when it has any."""
+def get_profile(name: str, chapter: str | None = None, variant: str | None = None) -> Profile:
+    """The profile ``name``, with ``chapter``'s overrides applied when it has any, and then those of
+    ``variant`` (the chapter's ``"variants": {variant: {...}}`` entry: a stage of a multi-stage paper
+    may train at another batch or length; the other variants' settings do not enter this profile)."""
     check_choice("profile", name, PROFILE_NAMES)
     profile = PROFILES[name]
-    overrides = CHAPTER_OVERRIDES.get(chapter or "", {}).get(name, {})
+    chapter_overrides = dict(CHAPTER_OVERRIDES.get(chapter or "", {}).get(name, {}))
+    per_variant = chapter_overrides.pop("variants", {})
+    overrides = {**chapter_overrides, **per_variant.get(variant, {})}
     known = {f for f in Profile.__dataclass_fields__ if f != "extra"}
     fields = {k: v for k, v in overrides.items() if k in known}
     extra = {**profile.extra, **{k: v for k, v in overrides.items() if k not in known}}

@@ -64,7 +64,8 @@ def resolve_run(model: str, variant: str | None, dataset: str, profile: str, con
     variant = variant or spec.default_variant
     if variant not in spec.variants:
         raise UsageError(f"model {model!r} has no variant {variant!r}; variants: {', '.join(spec.variants)}")
-    prof = get_profile(profile, spec.chapter)
+    spec = spec.for_variant(variant)
+    prof = get_profile(profile, spec.chapter, variant)
     recipe = recipe_for_profile(spec.recipe, prof)
     if epochs is not None:
         if epochs < 1:
@@ -86,10 +87,11 @@ def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, 
               "convention": convention, "profile": prof.name, "data": spec.data,
               "clip_length": spec.clip_length, "sizes": sizes, "recipe": recipe.to_dict(),
               "augmentation": augmented, "selection": spec.selection.name}
-    if spec.upstream is not None:     # a retrained first stage makes its second stage's records stale
+    if spec.upstreams:     # a retrained earlier stage makes its later stages' records stale
         from handlib.experiments import expected_hash
 
-        config["upstream_hash"] = expected_hash(spec.upstream.model, spec.upstream.variant, dataset, prof.name)
+        hashes = [expected_hash(up.model, up.variant, dataset, prof.name) for up in spec.upstreams]
+        config["upstream_hash"] = hashes[0] if len(hashes) == 1 else hashes
     return config
 
 
@@ -100,7 +102,8 @@ def config_hash(config: dict) -> str:
 
 
 def stage_key(spec) -> str | None:
-    return spec.upstream.key() if spec.upstream is not None else None
+    """How a run's earlier stages appear in its key and folder (``+``-joined), None for one stage."""
+    return "+".join(up.key() for up in spec.upstreams) or None
 
 
 def augmentation(spec, dataset: str, augment: bool | None):
@@ -117,38 +120,49 @@ def augmentation(spec, dataset: str, augment: bool | None):
 def load_splits(spec, dataset: str, prof, convention: str, data_root: str):
     """The profile's train / val / test splits in the form the spec trains on, or UsageError."""
     kwargs = {}
-    if spec.data == "clips":
+    if spec.data in ("clips", "clip_frames"):
         kwargs["clip_length"] = spec.clip_length
     elif spec.data == "parts":
         kwargs["part_labels"] = True
     try:
-        return build_datasets(dataset, prof, convention, prof.image_size, 0, data_root, **kwargs)
+        splits = build_datasets(dataset, prof, convention, prof.image_size, 0, data_root, **kwargs)
     except (ImportError, ValueError) as err:
         raise UsageError(str(err)) from err
+    if spec.data == "clip_frames":
+        from handlib.datasets import FramesOfClips
+
+        splits = {name: FramesOfClips(split) for name, split in splits.items()}
+    return splits
 
 
 def load_upstream(spec, dataset: str, profile: str, seed: int, convention: str, image_size: int,
-                  runs_root: str | Path = "."):
-    """The frozen first stage of a two-stage model (None for one-stage models): the upstream run of
-    the same dataset, profile and seed, its selected (best-validation) weights, in eval mode."""
-    if spec.upstream is None:
-        return None
+                  runs_root: str | Path = ".") -> list:
+    """The frozen earlier stages of a multi-stage model, one network per ``spec.upstreams`` entry (an
+    empty list for one-stage models): each the upstream run of the same dataset, profile and seed,
+    with its selected (best-validation) weights, in eval mode."""
+    return [_load_stage(spec.name, up, dataset, profile, seed, convention, image_size, runs_root)
+            for up in spec.upstreams]
+
+
+def _load_stage(consumer, stage, dataset, profile, seed, convention, image_size, runs_root):
     from handlib.models.registry import get_model_spec
     from handlib.train import load_weights
 
     from handlib.experiments import expected_hash
 
-    up = get_model_spec(spec.upstream.model)
-    variant = spec.upstream.variant or up.default_variant
-    plain = Path(runs_root) / default_out_dir(up.name, variant, dataset, profile, seed)   # `train`'s default
+    up = get_model_spec(stage.model)
+    variant = stage.variant or up.default_variant
+    up = up.for_variant(variant)
+    plain = Path(runs_root) / default_out_dir(up.name, variant, dataset, profile, seed, stage_key(up))  # `train`'s
     grid = run_dir(runs_root, up, variant, dataset, profile, seed, expected_hash(up.name, variant, dataset, profile))
     path = next((folder / "best.pt" for folder in (grid, plain) if (folder / "best.pt").is_file()),
                 plain / "best.pt")
     if not path.is_file():
-        raise UsageError(f"{spec.name} trains on the output of {up.name} ({variant}), but {path} does not "
+        raise UsageError(f"{consumer} trains on the output of {up.name} ({variant}), but {path} does not "
                          f"exist: train it first with `python -m handlib train {up.name} --variant {variant} "
                          f"--dataset {dataset} --profile {profile} --seed {seed}`")
-    net = up.build_for(variant, convention, replace(get_profile(profile, up.chapter), image_size=image_size))
+    prof = replace(get_profile(profile, up.chapter, variant), image_size=image_size)
+    net = up.build_for(variant, convention, prof)
     load_weights(net, path, {"model": up.name, "variant": variant, "dataset": dataset})
     net.requires_grad_(False)
     return net.eval()
@@ -209,10 +223,13 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     # Settings that start the network from the training data (a profile knob), before any resume.
     model_init = spec.data_init(net, splits["train"], prof.extra) if spec.data_init else None
     forward, infer = spec.forward, spec.inference_forward
-    upstream = load_upstream(spec, dataset, profile, seed, convention, prof.image_size, runs_root)
-    if upstream is not None:
-        forward = staged_forward(forward, upstream, spec.upstream.attach)
-        infer = staged_forward(infer, upstream, spec.upstream.attach)
+    for stage, stage_net in zip(spec.upstreams, load_upstream(spec, dataset, profile, seed, convention,
+                                                             prof.image_size, runs_root)):
+        if stage.embed is not None:         # copied into the network's own frozen layers, once
+            stage.embed(net, stage_net)
+        else:                               # run beside it, feeding each batch
+            forward = staged_forward(forward, stage_net, stage.attach)
+            infer = staged_forward(infer, stage_net, stage.attach)
     meta = {"model": model, "variant": variant, "dataset": dataset, "convention": convention,
             "profile": profile, "image_size": prof.image_size, "stage": config["stage"],
             # Part of what is learnt: a resume must use the same augmentation (None = none).

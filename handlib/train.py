@@ -38,8 +38,13 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 def parameter_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
-    """Two optimiser groups: weights with ``recipe.weight_decay``, norm parameters and biases
-    without (unless ``decay_norm_and_bias``). Frozen parameters are left out."""
+    """Optimiser groups. By default two: weights with ``recipe.weight_decay``, norm parameters and
+    biases without (unless ``decay_norm_and_bias``). A model with a ``multipliers()`` method (Caffe's
+    per-blob ``lr_mult`` / ``decay_mult``: ``{parameter name: (lr_mult, decay_mult)}``) gets one group
+    per pair instead, with ``lr_mult`` kept in the group for :func:`set_lr`. Frozen parameters are
+    left out."""
+    if callable(getattr(model, "multipliers", None)):
+        return _multiplier_groups(model, recipe)
     norm_types = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
     decay, no_decay, seen = [], [], set()
     for module in model.modules():
@@ -53,6 +58,19 @@ def parameter_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _multiplier_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
+    table = model.multipliers()
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name not in table:
+            raise ValueError(f"{type(model).__name__}.multipliers() has no entry for trainable parameter {name!r}")
+        groups.setdefault(table[name], []).append(param)
+    return [{"params": params, "lr_mult": lr_mult, "weight_decay": recipe.weight_decay * decay_mult}
+            for (lr_mult, decay_mult), params in groups.items()]
+
+
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     groups = parameter_groups(model, recipe)
     if recipe.optimizer == "adam":
@@ -61,8 +79,15 @@ def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the base rate: each group runs at ``lr`` x its ``lr_mult`` (1 unless the model sets one)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
+
+
+def base_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The rate :func:`set_lr` last set (before any group's ``lr_mult``)."""
+    group = optimizer.param_groups[0]
+    return group["lr"] / group.get("lr_mult", 1.0)
 
 
 # --- how to run (not what the paper says) -----------------------------------------------------------
@@ -320,7 +345,7 @@ class _Run:
             # Reading the sums syncs with the GPU: refresh the shown losses about once a second.
             if self.show_progress and (time.perf_counter() - shown_at > 1.0 or step + 1 == self.steps_per_epoch):
                 shown_at = time.perf_counter()
-                current_lr = self.optimizer.param_groups[0]["lr"]      # per-step schedules move it every step
+                current_lr = base_lr(self.optimizer)      # per-step schedules move it every step
                 bar.set_postfix({k: f"{float(v) / (step + 1):.4g}" for k, v in sums.items()} | {"lr": f"{current_lr:.3g}"})
             last_step = step + 1 == self.steps_per_epoch
             if self.ckpt_dir and not last_step and (self.stop_requested() or (
@@ -355,7 +380,7 @@ class _Run:
         train_terms = {k: float(distributed.all_reduce_sum(v)) / (self.steps_per_epoch * self.ctx.world_size)
                        for k, v in state["sums"].items()}
         state["history"].append({
-            "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train": train_terms, "val": val,
+            "epoch": epoch + 1, "lr": base_lr(self.optimizer), "train": train_terms, "val": val,
             "samples_seen": (epoch + 1) * samples, "train_s": state["train_s"],
             "samples_per_s": samples / max(state["train_s"], 1e-9),
             "data_wait_fraction": state["data_wait_s"] / max(state["train_s"], 1e-9),

@@ -62,11 +62,11 @@ def test_command_help_exits_0(path, capsys):
 
 
 @pytest.mark.parametrize("path,shown", [
-    (("train",), ["{crossinfonet}", "{synthetic,nyu,icvl,msra,hands17}", "{smoke,book,full}",
+    (("train",), ["{cadstn,crossinfonet}", "{synthetic,nyu,icvl,msra,hands17}", "{smoke,book,full}",
                   "{auto,off,bf16,fp16}"]),
-    (("bench", "train"), ["{crossinfonet}", "{smoke,book,full}"]),
-    (("bench", "infer"), ["{crossinfonet}", "{nyu,icvl,msra,hands17}"]),
-    (("summary",), ["{crossinfonet}"]),
+    (("bench", "train"), ["{cadstn,crossinfonet}", "{smoke,book,full}"]),
+    (("bench", "infer"), ["{cadstn,crossinfonet}", "{nyu,icvl,msra,hands17}"]),
+    (("summary",), ["{cadstn,crossinfonet}"]),
     (("render",), ["{synthetic,real-like}"]),
     (("evaluate",), ["{nyu,icvl,msra}"]),
 ])

@@ -139,7 +139,7 @@ def xavier_init(model: nn.Module, seed: int | None = None) -> None:
     base = torch.initial_seed() if seed is None else seed
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(module.weight, generator=_named_generator(base, name))
+            nn.init.xavier_uniform_(module.weight, generator=named_generator(base, name))
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -147,7 +147,7 @@ def xavier_init(model: nn.Module, seed: int | None = None) -> None:
             nn.init.zeros_(module.bias)
 
 
-def _named_generator(seed: int, name: str) -> torch.Generator:
+def named_generator(seed: int, name: str) -> torch.Generator:
     """A CPU generator whose stream depends only on (seed, name) (a stable hash, not Python's)."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from handlib.recipe import Recipe
 
-MODEL_MODULES: list[str] = ["handlib.models.crossinfonet"]
+MODEL_MODULES: list[str] = ["handlib.models.crossinfonet", "handlib.models.cadstn"]
 _REGISTRY: dict[str, "ModelSpec"] = {}
 
 INPUT_KINDS = ("frame", "clip")          # one (B, C, S, S) crop | (B, T, C, S, S) consecutive crops
-DATA_KINDS = ("frames", "clips", "parts")  # what each training item holds (see handlib.datasets)
+# What each training item holds (see handlib.datasets): independent frames, clips of clip_length
+# frames, frames with part labels, or the frames of clips one by one ("clip_frames": a paper whose
+# frame and clip networks must see, and be tested on, the same frames).
+DATA_KINDS = ("frames", "clips", "parts", "clip_frames")
 
 
 def default_forward(net, batch: dict):
@@ -49,15 +52,22 @@ class Selection:
 
 @dataclass(frozen=True)
 class Upstream:
-    """A frozen first-stage network whose output the model consumes (e.g. a hand-location net).
+    """A frozen earlier-stage network the model builds on, in one of two ways.
 
-    The upstream run is ``model`` / ``variant`` trained on the same dataset and profile; its
-    selected weights are loaded frozen, and ``attach(upstream_net, batch) -> batch`` adds what the
-    second stage needs (e.g. a refined centre, part probabilities)."""
+    The upstream run is ``model`` / ``variant`` trained on the same dataset, profile and seed; its
+    selected weights are loaded and frozen. Either ``attach(upstream_net, batch) -> batch`` adds what the
+    second stage needs to each batch (e.g. a refined centre, part probabilities), or
+    ``embed(net, upstream_net)`` copies the upstream weights into the second stage's own frozen layers
+    once, before training (e.g. a temporal network on a trained per-frame trunk)."""
 
     model: str
     variant: str | None = None
     attach: Callable[[Any, dict], dict] | None = None
+    embed: Callable[[Any, Any], None] | None = None
+
+    def __post_init__(self):
+        if (self.attach is None) == (self.embed is None):
+            raise ValueError(f"Upstream {self.key()!r}: give exactly one of attach= or embed=")
 
     def key(self) -> str:
         """How the stage appears in a run key and output folder."""
@@ -94,7 +104,10 @@ class ModelSpec:
     augmentation: Callable[[str], Callable[[dict], dict] | None] | None = None
     # (net, training split, profile settings) -> name of the setting applied (recorded; checked on resume)
     data_init: Callable[..., str] | None = None
-    upstream: Upstream | None = None
+    upstream: Upstream | tuple[Upstream, ...] | None = None
+    # variant id -> fields that differ for that variant (e.g. a clip network's input_kind, data,
+    # recipe, upstream, forward): ``for_variant`` applies them
+    variant_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # profile settings (Profile.extra keys) that ``build`` takes as keywords, e.g. a named smaller width
     build_settings: tuple[str, ...] = ()
 
@@ -107,10 +120,31 @@ class ModelSpec:
             bad("input_kind", " or ".join(INPUT_KINDS))
         if self.data not in DATA_KINDS:
             bad("data", " or ".join(DATA_KINDS))
-        if (self.input_kind == "clip") != (self.clip_length > 1):
-            bad("clip_length", "> 1 exactly when input_kind is 'clip'")
+        if self.input_kind == "clip" and self.clip_length < 2:
+            bad("clip_length", "> 1 for input_kind 'clip'")
+        if self.clip_length > 1 and self.data not in ("clips", "clip_frames"):
+            bad("clip_length", "1 unless the data are clips or clip_frames")
         if not isinstance(self.recipe, Recipe):
             bad("recipe", "a handlib.recipe.Recipe")
+        if self.data in ("clips", "clip_frames") and self.clip_length < 2:
+            bad("clip_length", f"> 1 for data {self.data!r}")
+        unknown = sorted(set(self.variant_overrides) - set(self.variants))
+        if unknown:
+            bad("variant_overrides", f"keys among the variants {list(self.variants)}, not {unknown}")
+
+    def for_variant(self, variant: str) -> "ModelSpec":
+        """The spec one variant trains with: this one with the variant's ``variant_overrides``."""
+        if variant not in self.variants:
+            raise ValueError(f"model {self.name!r} has no variant {variant!r}; variants: {', '.join(self.variants)}")
+        overrides = dict(self.variant_overrides.get(variant, {}))
+        return replace(self, **overrides, variant_overrides={}) if overrides else self
+
+    @property
+    def upstreams(self) -> tuple[Upstream, ...]:
+        """The frozen earlier stages, in order (none for a one-stage network)."""
+        if self.upstream is None:
+            return ()
+        return self.upstream if isinstance(self.upstream, tuple) else (self.upstream,)
 
     def build_for(self, variant: str, convention, profile) -> Any:
         """The network a run at ``profile`` (a :class:`handlib.profiles.Profile`) trains: ``build`` at the
@@ -162,7 +196,7 @@ def get_model_spec(name: str) -> ModelSpec:
 
 # The names model_names() returns, listed here so that CLI help texts need not import the models
 # (torch). tests/test_cli_help.py checks that the two agree.
-MODEL_NAMES = ("crossinfonet",)
+MODEL_NAMES = ("cadstn", "crossinfonet")
 
 
 class ModelChoices:

@@ -265,6 +265,12 @@ class SyntheticClips(_SyntheticBase):
     def __len__(self) -> int:
         return self.n
 
+    def frame_sample(self, clip: int, step: int) -> dict:
+        """Frame ``step`` of clip ``clip`` with a frame dataset's keys (without loading the clip)."""
+        sample = {k: v[0] for k, v in self._frame_sample(torch.tensor([clip * self.frames + step])).items()}
+        sample["parts_trainable"] = torch.tensor(self.domain == "synthetic")
+        return sample
+
     def __getitem__(self, index: int) -> dict:
         if not -self.n <= index < self.n:
             raise IndexError(f"clip index {index} out of range for {self.n} clips")
