@@ -215,3 +215,28 @@ def test_loss_clips_targets_and_averages_over_frames():
                    {"joints": target[:, 0]})
     assert set(terms) == {"joints", "aux_depth", "aux_volume", "total"}
     assert terms["total"].item() == pytest.approx(21.0)
+
+
+def test_summary_counts_per_frame_and_per_clip_beside_the_spec():
+    from handlib.models.summary import summarize
+
+    full = summarize("cadstn")                                  # the default variant: the whole CADSTN
+    assert full["variant"] == "cadstn" and full["image_size"] == 128 and full["frames_per_sample"] == 16
+    assert full["params_inference"] == pytest.approx(45.67e6, rel=0.001)     # aux heads not in it
+    assert full["params_trainable"] == 9_574_954                             # the gate alone
+    lstm_macs = 4 * 1024 * (1024 + 1024)                        # per frame; the spec's sketch missed them
+    assert full["flops_per_frame"] // 2 - lstm_macs == pytest.approx(265e6, rel=0.01)
+    assert full["flops_inference"] == 16 * full["flops_per_frame"]
+    spatial = summarize("cadstn", "spatial")
+    assert spatial["flops_inference"] // 2 == pytest.approx(162e6, rel=0.01) and spatial["flops"] > spatial["flops_inference"]
+    assert summarize("cadstn", "baseline")["macs"] == pytest.approx(51.9e6, rel=0.01)
+
+
+def test_bench_runs_whole_clips():
+    from handlib.models import bench
+
+    result = bench.benchmark_inference("cadstn", "temporal", batch_sizes=(1, 20), repeats=1,
+                                       device=torch.device("cpu"), matmul_size=256, image_size=64)
+    assert result["frames_b1"] == 16 and result["frames_b20"] == 32        # 1 clip, 2 clips
+    assert result["roofline_fraction_b20"] == pytest.approx(
+        result["fps_b20"] * result["flops_per_frame"] / result["matmul_flops_per_s"])

@@ -283,8 +283,10 @@ def test_benchmark_reports_fps_and_roofline_fraction():
     result = bench.benchmark_inference("crossinfonet", batch_sizes=(1, 2), repeats=1,
                                        device=torch.device("cpu"), matmul_size=256)
     assert {"model", "variant", "dataset", "device", "fused_bn", "channels_last", "compiled", "flops_per_frame",
+            "image_size", "frames_per_sample", "frames_b1", "frames_b2",
             "matmul_flops_per_s", "fps_b1", "fps_b1_median", "fps_b2", "fps_b2_median",
             "roofline_fraction_b1", "roofline_fraction_b2"} == set(result)
+    assert result["image_size"] == 96 and result["frames_b2"] == 2
     for key in ("fps_b1", "fps_b2"):
         assert 0 < result[f"{key}_median"] <= result[key] < 1e5, key
     for key in ("roofline_fraction_b1", "roofline_fraction_b2"):     # achieved ÷ peak FLOP rate

@@ -118,9 +118,13 @@ def _compile_context(compile: bool):
 def benchmark_inference(model_name: str, variant: str | None = None, convention: str = "nyu",
                         batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 5,
                         device: torch.device | None = None, fuse: bool = True,
-                        channels_last: bool = True, image_size: int = 96,
+                        channels_last: bool = True, image_size: int | None = None,
                         matmul_size: int | None = None, compile: bool = False) -> dict:
-    """Frames/s per batch size, FLOPs per frame, matmul FLOP/s and roofline fractions."""
+    """Frames/s per batch size, FLOPs per frame, matmul FLOP/s and roofline fractions.
+
+    A clip model (CADSTN's temporal and fusion networks) runs whole clips: batch b means the fewest
+    clips holding b frames (batch 1: one clip of T frames; 64: 64 / T clips), and frames/s counts
+    every frame of them (``frames_b{b}`` says how many a call ran)."""
     import torch
 
     from handlib.device import describe_device, pick_device
@@ -129,31 +133,37 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
     device = device or pick_device()
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
+    spec = spec.for_variant(variant)
+    image_size = image_size or spec.input_size
+    frames_per_sample = spec.clip_length if spec.input_kind == "clip" else 1
     infer = spec.inference_forward
     torch.manual_seed(0)
     model = spec.build(variant=variant, convention=convention, image_size=image_size)
     model = prepare_for_inference(model, device, fuse=fuse, channels_last=channels_last)
-    flops_per_frame = count_flops(model, spec.example_input(1, image_size, device), infer)
+    flops_per_frame = count_flops(model, spec.example_input(1, image_size, device), infer) // frames_per_sample
     if compile:      # one graph per batch size: dynamic shapes would cost speed
         model = torch.compile(model, dynamic=False)
     a, b = matmul_operands(device, matmul_size)
     matmul_seconds: list[float] = []
     result = {"model": model_name, "variant": variant, "dataset": convention,
               "device": describe_device(device), "fused_bn": fuse,
-              "channels_last": channels_last, "compiled": compile,
-              "flops_per_frame": flops_per_frame}
+              "channels_last": channels_last, "compiled": compile, "image_size": image_size,
+              "frames_per_sample": frames_per_sample, "flops_per_frame": flops_per_frame}
     with torch.inference_mode(), _compile_context(compile), _fp32_context(device):
         for batch in batch_sizes:
-            inputs = spec.example_input(batch, image_size, device)
+            samples = -(-batch // frames_per_sample)          # whole clips holding `batch` frames
+            inputs = spec.example_input(samples, image_size, device)
             if channels_last and inputs["depth"].dim() == 4:
                 inputs["depth"] = inputs["depth"].contiguous(memory_format=torch.channels_last)
-            calls = repeats if batch > 1 else 10 * repeats   # batch 1 is fast: more samples
+            calls = repeats if samples * frames_per_sample > 1 else 10 * repeats   # one frame is fast: more calls
             seconds = _time_interleaved(
                 {"model": lambda: infer(model, inputs), "mm": lambda: torch.mm(a, b)},
                 device, calls, warmup=2, desc=f"{model_name} batch {batch} (+ matmul)")
             matmul_seconds += seconds["mm"]
-            result[f"fps_b{batch}"] = batch / min(seconds["model"])
-            result[f"fps_b{batch}_median"] = batch / statistics.median(seconds["model"])
+            frames = samples * frames_per_sample
+            result[f"frames_b{batch}"] = frames
+            result[f"fps_b{batch}"] = frames / min(seconds["model"])
+            result[f"fps_b{batch}_median"] = frames / statistics.median(seconds["model"])
     # The matmul peak is the best over every interleaved call, so all ratios share it.
     matmul_flops = 2 * a.shape[0] ** 3 / min(matmul_seconds)
     result["matmul_flops_per_s"] = matmul_flops
@@ -196,7 +206,9 @@ def _run(args) -> int:
     print(f"  FLOPs / frame (timed graph) {result['flops_per_frame'] / 1e9:.3f} G")
     print(f"  fp32 matmul                 {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s")
     for batch in (1, 64):
-        print(f"  batch {batch:>2}: {result[f'fps_b{batch}']:8.1f} frames/s (median "
+        clips = (f" ({result[f'frames_b{batch}'] // result['frames_per_sample']} clip(s) of "
+                 f"{result['frames_per_sample']} frames)" if result["frames_per_sample"] > 1 else "")
+        print(f"  batch {batch:>2}{clips}: {result[f'fps_b{batch}']:8.1f} frames/s (median "
               f"{result[f'fps_b{batch}_median']:.1f}), roofline fraction "
               f"{result[f'roofline_fraction_b{batch}']:.3f}")
     print("  (best of the timed calls; other work on a shared machine lowers these figures)")

@@ -387,6 +387,7 @@ SPEC = register_model(ModelSpec(
     predict=predict,
     recipe=FRAME_RECIPE,
     convention="nyu",
+    input_size=INPUT_SIZE,
     # Every network trains and is tested on the frames of the same clips: the single-frame ones one
     # frame at a time, so all five rows of Table IV are scored on the same frames.
     data="clip_frames",

@@ -95,6 +95,7 @@ class ModelSpec:
     convention: str = "nyu"                      # joints of synthetic runs (real data fixes its own)
     input_kind: str = "frame"
     input_channels: int = 1
+    input_size: int = 96                         # the paper's crop size (summary and bench default)
     clip_length: int = 1                         # T for input_kind "clip"
     data: str = "frames"                         # frames | clips | parts
     forward: Callable[[Any, dict], Any] = default_forward         # training graph
