@@ -117,7 +117,10 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
         raise UsageError(f"--steps must be at least 1, got {steps}")
     spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, 2)
     recipe = replace(recipe, batch_size=batch_size or recipe.batch_size)
-    sized = replace(prof, train_frames=steps * recipe.batch_size, val_frames=recipe.batch_size, test_frames=1)
+    # Counts are of clips when the model trains on clips or on their frames.
+    per_item = spec.clip_length if spec.data == "clip_frames" else 1
+    sized = replace(prof, train_frames=-(-steps * recipe.batch_size // per_item),
+                    val_frames=-(-recipe.batch_size // per_item), test_frames=1)
     splits = load_splits(spec, dataset, sized, convention, data_root)
     seed_everything(0)
     net = spec.build_for(variant, convention, prof)
@@ -136,25 +139,31 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
             "channels_last": channels_last, "compiled": compile, "device": result.device,
             "cpu": cpu_name() if dev.type == "cpu" else None, "cpu_native_bf16": cpu_has_native_bf16(),
             "samples_per_s": timed["samples_per_s"], "data_wait_fraction": timed["data_wait_fraction"],
+            # a clip model's sample is a clip of T frames
+            "frames_per_sample": spec.clip_length if spec.input_kind == "clip" else 1,
+            "frames_per_s": timed["samples_per_s"] * (spec.clip_length if spec.input_kind == "clip" else 1),
             "train_flops_per_sample": flops, "matmul_flops_per_s": peak,
             "roofline_fraction": timed["samples_per_s"] * flops / peak}
 
 
 def train_flops_per_sample(spec, net, train_set, batch_size: int) -> int:
     """FLOPs of one training step (forward, loss, backward) per sample, counted by PyTorch's FLOP
-    counter on a batch of ``train_set`` (2 FLOPs per multiply-accumulate; convolutions and matmuls)."""
+    counter on a batch of ``train_set`` (2 FLOPs per multiply-accumulate; convolutions and matmuls),
+    plus the recurrent layers it cannot see (:func:`handlib.models.summary.recurrent_flops`)."""
     from torch.utils.data import default_collate
     from torch.utils.flop_counter import FlopCounterMode
+
+    from handlib.models.summary import recurrent_flops
 
     batch = default_collate([train_set[i % len(train_set)] for i in range(batch_size)])
     was_training = net.training
     net.train()
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter, recurrent_flops(net) as recurrent:
         spec.loss(spec.forward(net, batch), batch)["total"].backward()
     net.zero_grad(set_to_none=True)
     net.train(was_training)
-    return counter.get_total_flops() // batch_size
+    return (counter.get_total_flops() + recurrent[0]) // batch_size
 
 
 def run_bench_train(args) -> int:

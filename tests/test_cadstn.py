@@ -240,3 +240,14 @@ def test_bench_runs_whole_clips():
     assert result["frames_b1"] == 16 and result["frames_b20"] == 32        # 1 clip, 2 clips
     assert result["roofline_fraction_b20"] == pytest.approx(
         result["fps_b20"] * result["flops_per_frame"] / result["matmul_flops_per_s"])
+
+
+def test_bench_train_counts_clips_and_the_lstm():
+    from handlib.train_cli import bench_train
+
+    figures = bench_train("cadstn", variant="temporal", profile="smoke", steps=1, batch_size=1, device="cpu")
+    assert figures["frames_per_sample"] == 16
+    assert figures["frames_per_s"] == pytest.approx(16 * figures["samples_per_s"])
+    lstm = 3 * 2 * 16 * 4 * 1024 * (1024 + 1024)          # forward + backward of the trained LSTM, one clip
+    frozen_trunk = 16 * 2 * 50.9e6                         # forward only: no gradient into it
+    assert figures["train_flops_per_sample"] == pytest.approx(lstm + frozen_trunk, rel=0.05)

@@ -179,6 +179,36 @@ def test_sequences_are_smooth():
     assert float(step.mean()) > 0.2
 
 
+def test_clips_have_occasional_fast_moves():
+    from handlib.synth.poses import FAST_MOVES
+
+    assert 0 < FAST_MOVES < 0.5
+    speed = {}
+    for fast in (0.0, FAST_MOVES):
+        clips = render_clips(torch.arange(48), frames=48, seed=0, split="speed", domain="synthetic", size=32,
+                             fast_moves=fast)
+        joints = clips["points"][:, :, :21]
+        speed[fast] = (joints[:, 1:] - joints[:, :-1]).norm(dim=-1).mean(-1)      # mm per frame
+    # Most frames move alike; the fast intervals add a tail several times faster than slow motion ever is.
+    assert abs(float(speed[0.0].median() - speed[FAST_MOVES].median())) < 1.0
+    assert float(speed[FAST_MOVES].quantile(0.99)) > 2 * float(speed[0.0].quantile(0.99))
+    assert float(speed[FAST_MOVES].max()) < 40.0                                   # still no jumps
+    with pytest.raises(ValueError, match="fast_moves"):
+        sample_sequences(frame_keys(0, ("x",), torch.arange(2)), 8, "synthetic", fast_moves=1.5)
+
+
+def test_frames_of_clips_follow_the_clips_frame_by_frame():
+    from handlib.datasets import FramesOfClips
+
+    clips = SyntheticClips("train", 3, frames=4, size=32, progress=False)
+    frames = FramesOfClips(clips)
+    assert len(frames) == 12
+    item = frames[6]                                           # clip 1, frame 2
+    assert int(item["clip"]) == 1 and int(item["step"]) == 2 and int(item["index"]) == 6
+    assert torch.equal(item["depth"], clips[1]["depth"][2]) and torch.equal(item["joints"], clips[1]["joints"][2])
+    assert item["depth"].shape == (1, 32, 32)
+
+
 def test_clip_dataset_shapes():
     ds = SyntheticClips("train", 3, frames=5, size=32, progress=False)
     item = ds[2]

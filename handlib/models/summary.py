@@ -8,6 +8,7 @@ torch and the models are imported by the functions that use them: building the C
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -25,39 +26,52 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: nn.Module, inputs, forward=None) -> int:
-    """FLOPs per sample (a clip model's sample is a clip) of one forward pass, without autograd:
-    ``forward(model, batch)`` on a batch dict (a spec's ``forward`` / ``inference_forward``), or
-    ``model(inputs)`` on a tensor. Recurrent layers run as one fused kernel the FLOP counter does not
-    see (oneDNN's ``mkldnn_rnn_layer``, cuDNN's RNN), so their matmuls are added from the shapes:
-    2 x steps x 4H x (input + H) per LSTM layer and direction."""
+@contextlib.contextmanager
+def recurrent_flops(model: nn.Module):
+    """Counts what the FLOP counter misses: recurrent layers run as one fused kernel it does not see
+    (oneDNN's ``mkldnn_rnn_layer``, cuDNN's RNN). Yields a one-item list that the LSTM layers' forward
+    passes add to: 2 x steps x 4H x (input + H) per layer and direction, times 3 when the pass records
+    a graph for a backward pass through trainable weights (backward ≈ twice the forward)."""
     import torch
     from torch import nn
-    from torch.utils.flop_counter import FlopCounterMode
 
-    batch = inputs if isinstance(inputs, dict) else {"depth": inputs}
-    forward = forward or (lambda net, b: net(b["depth"]))
-    recurrent = [0]
+    total = [0]
 
     def lstm_flops(module, args, output):
         data = args[0]
         steps = data.shape[0] * data.shape[1] if data.dim() == 3 else data.shape[0]
         directions = 2 if module.bidirectional else 1
+        trained = torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters())
         for layer in range(module.num_layers):
             width = module.input_size if layer == 0 else module.hidden_size * directions
-            recurrent[0] += 2 * steps * 4 * module.hidden_size * (width + module.hidden_size) * directions
+            total[0] += ((3 if trained else 1) * 2 * steps * 4 * module.hidden_size
+                         * (width + module.hidden_size) * directions)
 
     hooks = [m.register_forward_hook(lstm_flops) for m in model.modules() if isinstance(m, nn.LSTM)]
+    try:
+        yield total
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def count_flops(model: nn.Module, inputs, forward=None) -> int:
+    """FLOPs per sample (a clip model's sample is a clip) of one forward pass, without autograd:
+    ``forward(model, batch)`` on a batch dict (a spec's ``forward`` / ``inference_forward``), or
+    ``model(inputs)`` on a tensor; recurrent layers included (:func:`recurrent_flops`)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = inputs if isinstance(inputs, dict) else {"depth": inputs}
+    forward = forward or (lambda net, b: net(b["depth"]))
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad(), counter:
+        with torch.no_grad(), counter, recurrent_flops(model) as recurrent:
             forward(model, batch)
     finally:
         model.train(was_training)
-        for hook in hooks:
-            hook.remove()
     return (counter.get_total_flops() + recurrent[0]) // batch["depth"].shape[0]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from handlib.synth.poses import FAST_MOVES
 from handlib.geometry import (Camera, get_camera, normalize_depth, normalize_joints,
                               transform_points_2d, xyz_to_uvd)
 from handlib.data.registry import convention_camera
@@ -58,7 +59,8 @@ def _render_shard(settings: dict, path: str | None) -> dict[str, np.ndarray]:
         out = render_frames(torch.arange(start, start + count), **common)
     else:
         out = render_clips(torch.arange(start, start + count), frames=settings["frames"],
-                           keyframe_every=settings["keyframe_every"], **common)
+                           keyframe_every=settings["keyframe_every"],
+                           fast_moves=settings.get("fast_moves", 0.0), **common)
     arrays = _to_arrays(out)
     if path is not None:
         save_shard(Path(path), settings, arrays)
@@ -245,7 +247,8 @@ class SyntheticClips(_SyntheticBase):
 
     def __init__(self, split: str = "train", n: int = 64, frames: int = 16, size: int = 96,
                  domain: str = "synthetic", convention: str = "nyu", seed: int = 0,
-                 cube: float = 250.0, keyframe_every: int = 20, camera=None, cache_dir=None,
+                 cube: float = 250.0, keyframe_every: int = 20, fast_moves: float = FAST_MOVES,
+                 camera=None, cache_dir=None,
                  workers: int | None = None, progress: bool = True, use_cache: bool = True):
         _check_common(split, n, seed, cube)
         if not isinstance(frames, int) or frames <= 0:
@@ -256,7 +259,7 @@ class SyntheticClips(_SyntheticBase):
         self.n, self.frames = n, frames
         per_shard = max(1, SHARD_FRAMES // frames)
         shards = [dict(kind="clips", seed=seed, split=split, domain=domain, size=size,
-                       cube=self.cube_mm, frames=frames, keyframe_every=keyframe_every,
+                       cube=self.cube_mm, frames=frames, keyframe_every=keyframe_every, fast_moves=fast_moves,
                        start=s, count=min(per_shard, n - s)) for s in range(0, n, per_shard)]
         parts = build_shards(shards, cache_dir, workers, progress, use_cache)
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

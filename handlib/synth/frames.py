@@ -11,7 +11,7 @@ import contextlib
 import torch
 
 from handlib.synth.kinematics import CAPSULE_PARTS, forward_kinematics, global_rotation, joint_mean
-from handlib.synth.poses import DOMAINS, PoseParams, sample_frames, sample_sequences
+from handlib.synth.poses import DOMAINS, FAST_MOVES, PoseParams, sample_frames, sample_sequences
 from handlib.synth.render import ray_cast, surface_normals
 from handlib.synth.rng import FrameRandom, frame_keys, mix32, sub_keys
 from handlib.synth.sensor import SensorModel
@@ -132,16 +132,17 @@ def render_frames(indices, *, seed: int, split: str, domain: str, size: int,
 
 
 def render_clips(clip_indices, *, frames: int, seed: int, split: str, domain: str, size: int,
-                 cube=250.0, keyframe_every: int = 20,
+                 cube=250.0, keyframe_every: int = 20, fast_moves: float = FAST_MOVES,
                  sensor: SensorModel | None = None) -> dict:
-    """Smooth clips: every array gets shape (N, T, ...) (N clips of T frames)."""
+    """Smooth clips with occasional fast moves (:func:`handlib.synth.poses.sample_sequences`): every
+    array gets shape (N, T, ...) (N clips of T frames)."""
     check_domain(domain)
     check_size(size)
     if frames <= 0:
         raise ValueError(f"clip length (frames) must be positive, got {frames}")
     idx = torch.as_tensor(clip_indices, dtype=torch.int64)
     clip_keys = frame_keys(seed, (split, domain, "clip"), idx)
-    params = sample_sequences(clip_keys, frames, domain, keyframe_every)
+    params = sample_sequences(clip_keys, frames, domain, keyframe_every, fast_moves)
     keys = sub_keys(clip_keys, torch.arange(frames)).reshape(-1)
     out = render_params(params, keys, domain, size, cube, sensor)
     return {k: v.reshape((idx.numel(), frames) + tuple(v.shape[1:])) for k, v in out.items()}

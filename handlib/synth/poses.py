@@ -106,14 +106,28 @@ def _catmull_rom(p0, p1, p2, p3, f):
                   + (3 * p1 - p0 - 3 * p2 + p3) * f * f * f)
 
 
+# Clips: a share of the keyframe intervals is crossed FAST_SPEEDUP times faster (a quick grasp, a flick
+# of the wrist), so a temporal model meets the occasional fast move as well as slow drift.
+FAST_MOVES = 0.15
+FAST_SPEEDUP = 3
+
+
 def sample_sequences(clip_keys: torch.Tensor, frames: int, domain: str,
-                     keyframe_every: int = 20) -> PoseParams:
+                     keyframe_every: int = 20, fast_moves: float = FAST_MOVES) -> PoseParams:
     """Smooth clips: articulation keyframes from :func:`sample_theta` every ``keyframe_every``
-    frames, global pose as a bounded random walk, Catmull-Rom in angle space, then clipping.
+    frames, global pose as a bounded random walk, Catmull-Rom in angle space, then clipping. Each
+    interval between keyframes is, with probability ``fast_moves``, crossed in ``keyframe_every //
+    FAST_SPEEDUP`` frames instead (same spline, so still C1 in angle space, only faster).
 
     Returns PoseParams with a (N * frames) batch, clip-major; the shape is constant per clip."""
+    if not 0.0 <= fast_moves <= 1.0:
+        raise ValueError(f"fast_moves must be a probability in [0, 1], got {fast_moves!r}")
     n = clip_keys.shape[0]
-    n_keys = (frames - 1) // keyframe_every + 5  # spline needs one key either side
+    fast_every = max(1, keyframe_every // FAST_SPEEDUP)
+    if fast_moves > 0:   # enough keys even if every interval is fast
+        n_keys = (frames - 1 + keyframe_every) // fast_every + 5
+    else:
+        n_keys = (frames - 1) // keyframe_every + 5  # spline needs one key either side
     key_ids = sub_keys(clip_keys, torch.arange(n_keys)).reshape(-1)
     theta_keys = sample_theta(FrameRandom(key_ids)).reshape(n, n_keys, 20)
     rng = FrameRandom(clip_keys)
@@ -133,14 +147,29 @@ def sample_sequences(clip_keys: torch.Tensor, frames: int, domain: str,
                                g[:, 2:3].clamp(-ROLL_RANGE, ROLL_RANGE), xy, z[:, None]), 1))
     pose_keys = torch.stack(walk, 1)                                # (N, n_keys, 6)
     keyed = torch.cat((theta_keys, pose_keys), -1)                  # (N, n_keys, 26)
-    position = (phase[:, None] + torch.arange(frames)) / keyframe_every  # (N, T)
-    segment = torch.floor(position).long()
-    frac = (position - segment)[..., None]
+    segment, frac = _segments(rng, n, n_keys, frames, phase, keyframe_every, fast_every, fast_moves)
     pick = [keyed.gather(1, (segment + k)[..., None].expand(-1, -1, 26)) for k in range(4)]
-    path = _catmull_rom(*pick, frac)                                 # (N, T, 26)
+    path = _catmull_rom(*pick, frac[..., None])                      # (N, T, 26)
     theta = clip_theta(path[..., :20]).reshape(n * frames, 20)
     pose = path[..., 20:].reshape(n * frames, 6)
     frame_keys = sub_keys(clip_keys, torch.arange(frames)).reshape(-1)
     offsets = com_error(FrameRandom(frame_keys), domain)
     per_frame = HandShape.from_tensor(shape.as_tensor().repeat_interleave(frames, 0))
     return PoseParams(theta, per_frame, pose, offsets)
+
+
+def _segments(rng: FrameRandom, n: int, n_keys: int, frames: int, phase: torch.Tensor, keyframe_every: int,
+              fast_every: int, fast_moves: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T) spline segment and fraction inside it of every frame. Interval s lasts ``keyframe_every``
+    frames, or ``fast_every`` when drawn fast; a clip starts ``phase`` frames into its first interval."""
+    time = phase[:, None] + torch.arange(frames)                    # (N, T) frames since interval 0
+    if fast_moves <= 0:
+        position = time / keyframe_every
+        segment = torch.floor(position).long()
+        return segment, position - segment
+    fast = rng.uniform(n_keys) < fast_moves                         # (N, n_keys): drawn after the walk
+    duration = torch.where(fast, float(fast_every), float(keyframe_every))[:, : n_keys - 3]
+    ends = duration.cumsum(1)
+    segment = torch.searchsorted(ends, time.to(ends.dtype), right=True).clamp(max=n_keys - 4)
+    begin = ends.gather(1, segment) - duration.gather(1, segment)
+    return segment, ((time - begin) / duration.gather(1, segment)).clamp(0.0, 1.0)
