@@ -27,9 +27,12 @@ from handlib.profiles import Profile, get_profile
 SPLITS = ("train", "val", "test")
 
 
+TEST_CLIPS = ("windows", "concatenated")
+
+
 def build_datasets(dataset: str, profile: str | Profile, convention: str, size: int, seed: int,
-                   data_root: str = "", *, clip_length: int | None = None,
-                   part_labels: bool = False) -> dict[str, Dataset]:
+                   data_root: str = "", *, clip_length: int | None = None, clip_stride: int = 1,
+                   test_clips: str = "windows", part_labels: bool = False) -> dict[str, Dataset]:
     """{"train", "val", "test"} Datasets yielding handlib.sample dicts, sized by ``profile``.
 
     * ``synthetic``: three disjoint rendered splits (the renderer seeds each split separately).
@@ -44,9 +47,13 @@ def build_datasets(dataset: str, profile: str | Profile, convention: str, size: 
     * ``synthetic``: that many independently rendered smooth clips per split
       (``handlib.synth.dataset.SyntheticClips``, cached like the frames).
     * real datasets: windows of T consecutive frames inside one sequence of the loader
-      (``loader.sequences()``), never across a boundary; validation is the last ``val_frames``
+      (``loader.sequences()``), never across a boundary, starting every ``clip_stride`` frames of
+      a sequence (1: every window; T: non-overlapping clips); validation is the last ``val_frames``
       windows of the training split, training the windows that end before validation begins; a
       cap keeps evenly spaced window starts (the frames inside a window stay consecutive).
+      ``test_clips="concatenated"`` instead cuts the test split, its sequences concatenated, into
+      non-overlapping clips as CADSTN's code does (:class:`PaddedClips`: one clip may straddle a
+      boundary; the last is padded and its padding marked ``valid`` False, never scored).
 
     Every sample carries ``parts`` (-1 where unknown); ``part_labels=True`` requires a dataset whose
     ``parts`` are real per-pixel part labels (ValueError naming the dataset otherwise)."""
@@ -55,12 +62,15 @@ def build_datasets(dataset: str, profile: str | Profile, convention: str, size: 
     if clip_length is not None and (not isinstance(clip_length, int) or isinstance(clip_length, bool)
                                     or clip_length < 1):
         raise ValueError(f"clip_length must be None (frames) or a positive integer, got {clip_length!r}")
+    if not isinstance(clip_stride, int) or clip_stride < 1:
+        raise ValueError(f"clip_stride must be a positive integer, got {clip_stride!r}")
+    check_test_clips(test_clips)
     if part_labels and not info.part_labels:
         raise ValueError(f"dataset {dataset!r} ({info.title}) has no per-pixel part labels; datasets "
                          f"with part labels: {', '.join(dataset_names('part_labels'))}")
     if info.synthetic:
         return _synthetic(info, profile, convention, size, seed, clip_length)
-    return _real(info, profile, convention, size, data_root, seed, clip_length)
+    return _real(info, profile, convention, size, data_root, seed, clip_length, clip_stride, test_clips)
 
 
 def _counts(profile: Profile) -> dict[str, int]:
@@ -89,8 +99,15 @@ def _real_splits(info: DatasetInfo, data_root: str, size: int, seed: int) -> tup
             loader.for_split(data_root, "test", size=size, seed=seed))
 
 
+def check_test_clips(test_clips: str) -> str:
+    if test_clips not in TEST_CLIPS:
+        raise ValueError(f"test_clips must be one of {', '.join(TEST_CLIPS)}, got {test_clips!r}")
+    return test_clips
+
+
 def _real(info: DatasetInfo, profile: Profile, convention: str, size: int, data_root: str,
-          seed: int, clip_length: int | None) -> dict[str, Dataset]:
+          seed: int, clip_length: int | None, clip_stride: int = 1,
+          test_clips: str = "windows") -> dict[str, Dataset]:
     dataset = info.name
     if convention not in info.conventions:
         raise ValueError(f"dataset {dataset!r} is labelled in joint convention {info.convention!r}, "
@@ -100,7 +117,7 @@ def _real(info: DatasetInfo, profile: Profile, convention: str, size: int, data_
                          "folder holding the downloaded dataset")
     train_full, test = _real_splits(info, data_root, size, seed)
     if clip_length is not None:
-        return _real_clips(dataset, train_full, test, profile, clip_length)
+        return _real_clips(dataset, train_full, test, profile, clip_length, clip_stride, test_clips)
     n = len(train_full)
     if profile.val_frames >= n:
         raise ValueError(f"{dataset} training split has {n} frames, not more than val_frames="
@@ -113,22 +130,28 @@ def _real(info: DatasetInfo, profile: Profile, convention: str, size: int, data_
             "test": Subset(test, _evenly_spaced(len(test), test_count))}
 
 
-def _real_clips(dataset: str, train_full, test, profile: Profile, length: int) -> dict[str, Dataset]:
+def _real_clips(dataset: str, train_full, test, profile: Profile, length: int, stride: int = 1,
+                test_clips: str = "windows") -> dict[str, Dataset]:
     """Clips of ``length`` consecutive frames of a real dataset (see :func:`build_datasets`)."""
-    starts = window_starts(_sequences(train_full), length)
+    starts = window_starts(_sequences(train_full), length, stride)
     if profile.val_frames >= len(starts):
         raise ValueError(f"{dataset} training split has {len(starts)} windows of {length} consecutive "
                          f"frames, not more than val_frames={profile.val_frames} of profile {profile.name!r}")
     val_starts = starts[len(starts) - profile.val_frames:]
     train_starts = [s for s in starts if s + length <= val_starts[0]]   # no frame shared with val
-    test_starts = window_starts(_sequences(test), length)
+    test_starts = window_starts(_sequences(test), length, stride)
     for split, found in (("training", train_starts), ("test", test_starts)):
         if not found:
             raise ValueError(f"{dataset} {split} split has no window of {length} consecutive frames"
                              + (f" before its last {profile.val_frames} (validation)" if split == "training" else ""))
+    if test_clips == "concatenated":
+        test_split = PaddedClips(test, length)
+        if profile.test_frames:
+            test_split = Subset(test_split, _evenly_spaced(len(test_split), min(len(test_split), profile.test_frames)))
+    else:
+        test_split = ClipDataset(test, _cap(test_starts, profile.test_frames), length)
     return {"train": ClipDataset(train_full, _cap(train_starts, profile.train_frames), length),
-            "val": ClipDataset(train_full, val_starts, length),
-            "test": ClipDataset(test, _cap(test_starts, profile.test_frames), length)}
+            "val": ClipDataset(train_full, val_starts, length), "test": test_split}
 
 
 def _cap(starts: list[int], count: int) -> list[int]:
@@ -143,10 +166,10 @@ def _sequences(frames) -> list[tuple[int, int]]:
     return frames.sequences() if hasattr(frames, "sequences") else [(0, len(frames))]
 
 
-def window_starts(sequences, length: int) -> list[int]:
-    """First frames of every window of ``length`` consecutive frames inside one of ``sequences``
-    (``(start, stop)`` ranges), in order."""
-    return [s for start, stop in sequences for s in range(start, stop - length + 1)]
+def window_starts(sequences, length: int, stride: int = 1) -> list[int]:
+    """First frames of the windows of ``length`` consecutive frames inside one of ``sequences``
+    (``(start, stop)`` ranges), one every ``stride`` frames from each sequence's start, in order."""
+    return [s for start, stop in sequences for s in range(start, stop - length + 1, stride)]
 
 
 class ClipDataset(Dataset):
@@ -188,26 +211,72 @@ class ClipDataset(Dataset):
 
 
 
+class PaddedClips(Dataset):
+    """Non-overlapping clips of ``length`` frames over all of ``frames`` in order, sequences concatenated
+    (CADSTN's test clips over NYU's test_1 + test_2: one clip straddles the boundary). The last clip is
+    padded by repeating the final frame; ``valid`` (T,) is False on the padding, which
+    :func:`handlib.train.predict_xyz` drops before scoring. Keys as :class:`ClipDataset`'s."""
+
+    def __init__(self, frames: Dataset, length: int):
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"clip length must be a positive integer, got {length!r}")
+        if len(frames) == 0:
+            raise ValueError("PaddedClips needs at least one frame")
+        self.frames, self.length = frames, length
+
+    def __len__(self) -> int:
+        return -(-len(self.frames) // self.length)
+
+    def valid_length(self, clip: int) -> int:
+        """How many of clip ``clip``'s frames are real (the rest is padding)."""
+        return min(self.length, len(self.frames) - clip * self.length)
+
+    def frame_sample(self, clip: int, step: int) -> dict:
+        return self.frames[min(clip * self.length + step, len(self.frames) - 1)]
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"clip {index} out of range for {len(self)} clips")
+        index %= len(self)
+        start = index * self.length
+        samples = [self.frame_sample(index, t) for t in range(self.length)]
+        clip = {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
+        clip["frame"] = torch.arange(start, start + self.length).clamp(max=len(self.frames) - 1)
+        clip["valid"] = torch.arange(self.length) < self.valid_length(index)
+        clip["index"] = torch.tensor(index, dtype=torch.int64)
+        clip["sequence"] = torch.tensor(0, dtype=torch.int64)      # the concatenation is one sequence
+        clip["start"] = torch.tensor(start, dtype=torch.int64)
+        return clip
+
+
 class FramesOfClips(Dataset):
-    """The frames of a clip dataset one by one, clip-major: item ``i`` is frame ``i % T`` of clip
-    ``i // T``, with the frame dataset's keys plus ``clip`` and ``step``. A paper with frame and clip
-    networks trains and tests both on the same frames, in the same order as the clip networks'
-    flattened predictions (``handlib.train.predict_xyz``)."""
+    """The frames of a clip dataset one by one, clip-major (frame ``t`` of clip ``c`` is item
+    ``c * T + t`` when no clip is padded), with the frame dataset's keys plus ``clip`` and ``step``; a
+    padded clip's padding is left out. A paper with frame and clip networks trains and tests both on
+    the same frames, in the same order as the clip networks' scored predictions
+    (``handlib.train.predict_xyz``)."""
 
     def __init__(self, clips: Dataset):
+        indices = None
+        if isinstance(clips, Subset):         # a capped split: the chosen clips of the full one
+            clips, indices = clips.dataset, list(clips.indices)
         if not hasattr(clips, "frame_sample"):
             raise TypeError(f"{type(clips).__name__} cannot give single frames of its clips (no frame_sample)")
         self.clips = clips
-        self.length = clips[0]["depth"].shape[0] if len(clips) else 0
+        indices = range(len(clips)) if indices is None else indices
+        length = clips[0]["depth"].shape[0] if len(clips) else 0
+        valid = getattr(clips, "valid_length", lambda clip: length)
+        # (clip, step) of every real frame (a padded clip's padding is not a frame)
+        self.frames = [(c, t) for c in indices for t in range(valid(c))]
 
     def __len__(self) -> int:
-        return len(self.clips) * self.length
+        return len(self.frames)
 
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):
             raise IndexError(f"frame {index} out of range for {len(self)} frames")
         index %= len(self)
-        clip, step = divmod(index, self.length)
+        clip, step = self.frames[index]
         sample = dict(self.clips.frame_sample(clip, step))
         sample["index"] = torch.tensor(index, dtype=torch.int64)
         sample["clip"] = torch.tensor(clip, dtype=torch.int64)

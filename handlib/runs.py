@@ -87,6 +87,11 @@ def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, 
               "convention": convention, "profile": prof.name, "data": spec.data,
               "clip_length": spec.clip_length, "sizes": sizes, "recipe": recipe.to_dict(),
               "augmentation": augmented, "selection": spec.selection.name}
+    # Added later: present only when they differ from the default, so older records keep their hash.
+    if spec.clip_stride != 1:
+        config["clip_stride"] = spec.clip_stride
+    if spec.test_clips != "windows":
+        config["test_clips"] = spec.test_clips
     if spec.upstreams:     # a retrained earlier stage makes its later stages' records stale
         from handlib.experiments import expected_hash
 
@@ -121,7 +126,7 @@ def load_splits(spec, dataset: str, prof, convention: str, data_root: str):
     """The profile's train / val / test splits in the form the spec trains on, or UsageError."""
     kwargs = {}
     if spec.data in ("clips", "clip_frames"):
-        kwargs["clip_length"] = spec.clip_length
+        kwargs.update(clip_length=spec.clip_length, clip_stride=spec.clip_stride, test_clips=spec.test_clips)
     elif spec.data == "parts":
         kwargs["part_labels"] = True
     try:
@@ -268,7 +273,7 @@ def _test_and_record(spec, net, test_set, infer, result, recipe, config, meta, s
     else:
         predictions = predict_xyz(net, spec.predict, test_set, forward=infer, batch_size=batch,
                                   channels_last=channels_last)
-        test = {"mean_error_mm": mean_error(joint_errors(*predictions)), "frames": len(test_set)}
+        test = {"mean_error_mm": mean_error(joint_errors(*predictions)), "frames": predictions[0].shape[0]}
     record = make_record(chapter=spec.chapter, model=spec.name, variant=meta["variant"],
                          dataset=meta["dataset"], convention=meta["convention"], profile=meta["profile"],
                          seed=seed, result=result, test_metrics=test, recipe=recipe, selection=selection,

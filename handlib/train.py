@@ -190,27 +190,34 @@ def predict_xyz(model: nn.Module, predict_fn: Callable, dataset: Dataset, *, bat
                 joints_norm = predict_fn(forward(model, batch))
             xyz = denormalize_joints(joints_norm.float(), batch["com"].float(), batch["cube"].float())
             # Clips (B, T, J, 3) become B*T frames: metrics average over frames, never over time.
-            preds.append(xyz.reshape(-1, *xyz.shape[-2:]).cpu())
-            gts.append(batch["joints_xyz"].reshape(-1, *xyz.shape[-2:]).cpu())
+            pred = xyz.reshape(-1, *xyz.shape[-2:]).cpu()
+            truth = batch["joints_xyz"].reshape(-1, *xyz.shape[-2:]).cpu()
+            if "valid" in batch:            # a padded clip's padding is not scored
+                keep = batch["valid"].reshape(-1).cpu()
+                pred, truth = pred[keep], truth[keep]
+            preds.append(pred)
+            gts.append(truth)
     finally:
         model.train(was_training)
     return torch.cat(preds), torch.cat(gts)
 
 
 def evaluate(model: nn.Module, predict_fn: Callable, dataset: Dataset, **kwargs) -> dict:
-    """Mean 3D joint error (mm) over ``dataset``. Under DDP each process takes every
-    world_size-th frame and the sums are added, so the result is the whole split's mean."""
+    """Mean 3D joint error (mm) over ``dataset`` and how many frames it scored (a clip counts its
+    frames, less any padding). Under DDP each process takes every world_size-th item and the sums are
+    added, so the result is the whole split's mean."""
     ctx = distributed.current()
     shard = Subset(dataset, range(ctx.rank, len(dataset), ctx.world_size)) if ctx.distributed else dataset
-    error_sum = torch.zeros(2, dtype=torch.float64)  # (sum of joint errors, number of joint errors)
+    # (sum of joint errors, number of joint errors, frames scored)
+    totals = torch.zeros(3, dtype=torch.float64)
     if len(shard):
         pred, gt = predict_xyz(model, predict_fn, shard, **kwargs)
         errors = joint_errors(pred, gt)
-        error_sum += torch.tensor([errors.sum().item(), errors.numel()], dtype=torch.float64)
+        totals += torch.tensor([errors.sum().item(), errors.numel(), pred.shape[0]], dtype=torch.float64)
     if ctx.distributed:  # gloo reduces CPU tensors, NCCL needs them on the GPU
         device = torch.device("cuda", ctx.local_rank) if torch.distributed.get_backend() == "nccl" else "cpu"
-        error_sum = distributed.all_reduce_sum(error_sum.to(device)).cpu()
-    return {"mean_error_mm": float(error_sum[0] / error_sum[1]), "frames": len(dataset)}
+        totals = distributed.all_reduce_sum(totals.to(device)).cpu()
+    return {"mean_error_mm": float(totals[0] / totals[1]), "frames": int(totals[2])}
 
 
 # --- the loop -----------------------------------------------------------------------------------------

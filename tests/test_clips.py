@@ -183,3 +183,53 @@ def test_synthetic_clips_are_smooth(tmp_path, monkeypatch):
 def test_part_labels_only_where_rendered(tmp_path):
     with pytest.raises(ValueError, match="'nyu' \\(NYU\\) has no per-pixel part labels.*synthetic"):
         build_datasets("nyu", TINY, "nyu", 32, 0, str(tmp_path), part_labels=True)
+
+
+def write_nyu_split(root, split, n, seed):
+    """A tiny NYU split in the native format (joint_data.mat with 36 joints, depth_1_*.png)."""
+    from PIL import Image
+    from scipy.io import savemat
+
+    uvd, depth = frames_in_chunks(n, 14, get_camera("nyu"), seed=seed)
+    full = np.zeros((1, n, 36, 3))
+    full[0][:, nyu.EVAL_JOINT_IDS] = uvd
+    (root / split).mkdir(parents=True)
+    savemat(root / split / "joint_data.mat", {"joint_uvd": full, "joint_xyz": full})
+    for i in range(n):
+        Image.fromarray(nyu.encode_depth(depth[i])).save(root / split / f"depth_1_{i + 1:07d}.png")
+
+
+def test_nyu_as_cadstn_reads_it(tmp_path, monkeypatch):
+    """Non-overlapping training clips; the test sequences concatenated into 16-frame clips, one straddling
+    the subject boundary, the last padded, and the padding never scored."""
+    from torch import nn
+
+    from handlib.datasets import FramesOfClips
+    from handlib.train import evaluate, predict_xyz
+
+    monkeypatch.setattr(nyu, "SUBJECT_A_TEST_FRAMES", 20)          # test_1: frames 0-19, test_2: 20-32
+    write_nyu_split(tmp_path, "train", 48, seed=1)
+    write_nyu_split(tmp_path, "test", 33, seed=2)
+    profile = Profile("smoke", train_frames=0, val_frames=1, test_frames=0, epochs=1, batch_size=2,
+                      seeds=(0,), image_size=32)
+    splits = build_datasets("nyu", profile, "nyu", 32, 0, str(tmp_path), clip_length=16, clip_stride=16,
+                            test_clips="concatenated")
+    assert splits["train"].starts == [0, 16] and splits["val"].starts == [32]
+    test = splits["test"]
+    assert test.frames.sequences() == [(0, 20), (20, 33)] and len(test) == 3
+    assert test[1]["frame"].tolist() == list(range(16, 32)) and bool(test[1]["valid"].all())   # straddles
+    last = test[2]
+    assert last["valid"].tolist() == [True] + [False] * 15 and last["frame"].tolist() == [32] * 16
+    assert torch.equal(last["depth"][5], last["depth"][0])                         # padded by repetition
+
+    oracle = nn.Linear(1, 1)          # predicts the truth: what is scored is exactly the 33 real frames
+    pred, truth = predict_xyz(oracle, lambda out: out, test, batch_size=2, forward=lambda net, b: b["joints"])
+    assert pred.shape == (33, 14, 3)
+    expected = torch.stack([test.frames[i]["joints_xyz"] for i in range(33)])
+    assert torch.allclose(truth, expected) and torch.allclose(pred, truth, atol=1e-3)
+    assert evaluate(oracle, lambda out: out, test, batch_size=2, forward=lambda net, b: b["joints"])["frames"] == 33
+    frames = FramesOfClips(test)                                  # the frame networks see the same 33
+    assert len(frames) == 33 and int(frames[32]["clip"]) == 2 and int(frames[32]["step"]) == 0
+    assert torch.equal(frames[17]["joints_xyz"], expected[17])
+    with pytest.raises(ValueError, match="test_clips"):
+        build_datasets("nyu", profile, "nyu", 32, 0, str(tmp_path), clip_length=16, test_clips="padded")

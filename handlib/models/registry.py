@@ -97,6 +97,11 @@ class ModelSpec:
     input_channels: int = 1
     input_size: int = 96                         # the paper's crop size (summary and bench default)
     clip_length: int = 1                         # T for input_kind "clip"
+    # real data: clips start every clip_stride frames of a sequence (1: every window; T: non-overlapping);
+    # test_clips "concatenated": the test split cut into non-overlapping clips over its sequences
+    # concatenated, the last padded (handlib.datasets.PaddedClips), as CADSTN's code does
+    clip_stride: int = 1
+    test_clips: str = "windows"
     data: str = "frames"                         # frames | clips | parts
     forward: Callable[[Any, dict], Any] = default_forward         # training graph
     infer: Callable[[Any, dict], Any] | None = None               # test-time graph (None: forward)
@@ -129,6 +134,10 @@ class ModelSpec:
             bad("recipe", "a handlib.recipe.Recipe")
         if self.data in ("clips", "clip_frames") and self.clip_length < 2:
             bad("clip_length", f"> 1 for data {self.data!r}")
+        if self.clip_stride < 1:
+            bad("clip_stride", "at least 1")
+        if self.test_clips not in ("windows", "concatenated"):
+            bad("test_clips", "'windows' or 'concatenated'")
         unknown = sorted(set(self.variant_overrides) - set(self.variants))
         if unknown:
             bad("variant_overrides", f"keys among the variants {list(self.variants)}, not {unknown}")
