@@ -251,3 +251,33 @@ def test_bench_train_counts_clips_and_the_lstm():
     lstm = 3 * 2 * 16 * 4 * 1024 * (1024 + 1024)          # forward + backward of the trained LSTM, one clip
     frozen_trunk = 16 * 2 * 50.9e6                         # forward only: no gradient into it
     assert figures["train_flops_per_sample"] == pytest.approx(lstm + frozen_trunk, rel=0.05)
+
+
+def test_augmentation_is_one_rotated_copy_per_frame():
+    from torch.utils.data import default_collate
+
+    from handlib.synth.dataset import SyntheticHands
+
+    angles = C.copy_rotation(torch.arange(300))
+    assert set(angles.tolist()) == {90.0, 180.0, 270.0} and torch.equal(angles, C.copy_rotation(torch.arange(300)))
+    assert C.training_augmentation("synthetic") is None
+    assert get_model_spec("cadstn").for_variant("temporal").augmentation is None       # clips never
+    frames = SyntheticHands("augment", 16, size=32, progress=False)                      # NYU intrinsics
+    batch = default_collate([frames[i] for i in range(16)])
+    torch.manual_seed(0)
+    out = C.training_augmentation("nyu")(batch)
+    torch.manual_seed(0)
+    use_copy = torch.rand(16) < 0.5
+    assert 0 < int(use_copy.sum()) < 16
+    for i in range(16):
+        if not use_copy[i]:            # the original frame, untouched
+            assert torch.allclose(out["joints"][i], batch["joints"][i], atol=1e-5)
+            continue
+        angle = torch.deg2rad(C.copy_rotation(torch.tensor(i)).double())
+        c, s = torch.cos(angle), torch.sin(angle)
+        uv = batch["joints_crop"][i, :, :2].double() - 16.0          # about the crop centre (w / 2)
+        turned = torch.stack((c * uv[:, 0] - s * uv[:, 1], s * uv[:, 0] + c * uv[:, 1]), -1) + 16.0
+        assert torch.allclose(out["joints_crop"][i, :, :2].double(), turned, atol=1e-3)
+        # The image turned with the labels: a quarter / half turn of the hand's pixels.
+        hand_before = int((batch["depth"][i] < 1).sum())
+        assert abs(int((out["depth"][i] < 1).sum()) - hand_before) <= 0.1 * hand_before

@@ -80,7 +80,7 @@ def augment_batch(batch: dict, cam: Camera, config: AugmentConfig = AugmentConfi
     ``transform`` updated and ``aug_mode`` (B,) indices into ``config.modes``. Random numbers are
     drawn on the CPU from ``generator`` so results do not depend on the device."""
     depth = batch["depth"]
-    device, b, size = depth.device, depth.shape[0], depth.shape[-1]
+    device, b = depth.device, depth.shape[0]
     f64 = torch.float64
 
     def draw(fn, *shape):
@@ -94,8 +94,6 @@ def augment_batch(batch: dict, cam: Camera, config: AugmentConfig = AugmentConfi
     com = batch["com"].to(f64)
     cube = batch["cube"].to(f64)
     m_old = batch["transform"].to(f64)
-    joints_xyz = batch["joints_xyz"].to(f64)
-    crop_mm = depth_to_mm(depth[:, 0], com[:, 2], cube[:, 2])
 
     # Translation of the CoM.
     if config.ranges == "code":
@@ -115,13 +113,37 @@ def augment_batch(batch: dict, cam: Camera, config: AugmentConfig = AugmentConfi
         factor = lo + draw(torch.rand, b) * (hi - lo)
     new_cube = cube * torch.where(is_sc, factor, torch.ones_like(factor)).unsqueeze(-1)
 
+    angle = torch.deg2rad((draw(torch.rand, b) * 2 - 1) * config.rot_deg) * is_rot
+    out = warp_batch(batch, cam, new_com, new_cube, angle, recrop=is_com | is_sc)
+    out["aug_mode"] = mode
+    return out
+
+
+def rotate_batch(batch: dict, cam: Camera, angle_deg: torch.Tensor) -> dict:
+    """Every crop of ``batch`` rotated in-plane about its centre by ``angle_deg`` (B,) degrees, labels
+    with it (as :func:`augment_batch`'s ``rot`` mode, with given angles)."""
+    angle = torch.deg2rad(angle_deg.to(device=batch["depth"].device, dtype=torch.float64))
+    none = torch.zeros(angle.shape, dtype=torch.bool, device=angle.device)
+    return warp_batch(batch, cam, batch["com"].to(torch.float64), batch["cube"].to(torch.float64), angle, none)
+
+
+def warp_batch(batch: dict, cam: Camera, new_com: torch.Tensor, new_cube: torch.Tensor, angle: torch.Tensor,
+               recrop: torch.Tensor) -> dict:
+    """Re-crop (where ``recrop``) at ``new_com`` / ``new_cube`` and rotate by ``angle`` radians about the
+    crop centre: the warped depth and every label field, consistent with each other."""
+    depth = batch["depth"]
+    b, size = depth.shape[0], depth.shape[-1]
+    f64 = torch.float64
+    com = batch["com"].to(f64)
+    cube = batch["cube"].to(f64)
+    m_old = batch["transform"].to(f64)
+    joints_xyz = batch["joints_xyz"].to(f64)
+    crop_mm = depth_to_mm(depth[:, 0], com[:, 2], cube[:, 2])
     # Re-crop for com/sc: the new M, and the warp from new crop pixels back to old ones.
     new_com_uvd = xyz_to_uvd(new_com, cam)
     m_new = crop_transform(com_to_box(new_com_uvd, new_cube, cam), size)
-    recrop = is_com | is_sc
     m_new = torch.where(recrop.view(b, 1, 1), m_new, m_old)
     # Rotation about the crop centre (cv2.getRotationMatrix2D uses (w/2, h/2)).
-    angle = torch.deg2rad((draw(torch.rand, b) * 2 - 1) * config.rot_deg) * is_rot
     rot = _rotation_about(size / 2, angle)
     dst_to_src = m_old @ torch.linalg.inv(m_new) @ torch.linalg.inv(rot)
     warped = _warp_nearest(crop_mm, dst_to_src)
@@ -141,5 +163,4 @@ def augment_batch(batch: dict, cam: Camera, config: AugmentConfig = AugmentConfi
         parts = _warp_nearest(batch["parts"].to(f64) + 1, dst_to_src) - 1
         out["parts"] = torch.where(warped > 0, parts, torch.full_like(parts, -1)).to(batch["parts"].dtype)
     out.update(sample_fields(warped, joints_uvd, joints_xyz, new_com, new_cube, m_new, depth.dtype))
-    out["aug_mode"] = mode
     return out

@@ -355,6 +355,32 @@ def embed_temporal(fusion: Fusion, temporal: Temporal) -> None:
     fusion.temporal.load_state_dict(temporal.state_dict())
 
 
+def copy_rotation(index: torch.Tensor) -> torch.Tensor:
+    """The rotation (90, 180 or 270 degrees) of frame ``index``'s one augmented copy: fixed per frame,
+    as the code's offline cache is (a multiplicative hash of the index, so neighbours differ)."""
+    return 90.0 * (1 + (index.long() * 2654435761) % (2 ** 32) % 3)
+
+
+def training_augmentation(dataset: str):
+    """The code's augmentation for the single-frame networks on real data: the training set plus one
+    copy of every frame rotated by a random multiple of 90 degrees (fixed per frame, :func:`copy_rotation`),
+    batches drawn from both. As a batch transform: each sample is, with probability 1/2, replaced by its
+    copy (the coin from torch's global RNG, which checkpoints save). None for the synthetic hands, whose
+    renderer draws every rotation already; the temporal and fusion networks never augment."""
+    if dataset == "synthetic":
+        return None
+    from handlib.data.augment import rotate_batch
+    from handlib.geometry import get_camera
+
+    camera = get_camera(dataset)
+
+    def augment(batch: dict) -> dict:
+        use_copy = torch.rand(batch["depth"].shape[0]) < 0.5
+        angle = torch.where(use_copy, copy_rotation(batch["index"].cpu()), torch.zeros(()))
+        return rotate_batch(batch, camera, angle)
+    return augment
+
+
 def _infer_spatial(net: Spatial, batch: dict) -> dict:
     """The test graph: the auxiliary paths are not computed."""
     return net(batch["depth"], with_aux=False)
@@ -396,11 +422,12 @@ SPEC = register_model(ModelSpec(
     # into 16-frame clips, the last one padded (its padding never scored).
     clip_stride=CLIP_LENGTH,
     test_clips="concatenated",
+    augmentation=training_augmentation,
     variant_overrides={
         "spatial": {"infer": _infer_spatial},
-        "temporal": {**_CLIP_NETWORK, "recipe": TEMPORAL_RECIPE,
+        "temporal": {**_CLIP_NETWORK, "augmentation": None, "recipe": TEMPORAL_RECIPE,
                      "upstream": Upstream("cadstn", "baseline", embed=embed_baseline)},
-        "cadstn": {**_CLIP_NETWORK, "recipe": FUSION_RECIPE,
+        "cadstn": {**_CLIP_NETWORK, "augmentation": None, "recipe": FUSION_RECIPE,
                    "upstream": (Upstream("cadstn", "spatial", embed=embed_spatial),
                                 Upstream("cadstn", "temporal", embed=embed_temporal))},
     },
