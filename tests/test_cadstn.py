@@ -196,6 +196,9 @@ def test_spec_variants_and_stages():
     assert stage_depths(spec, tuple(spec.variants)) == {"sliced3d": 0, "baseline": 0, "spatial": 0,
                                                          "temporal": 1, "cadstn": 2}
     assert stage_depths(spec, ("temporal", "cadstn")) == {"temporal": 0, "cadstn": 1}
+    # A variant's spec derives its siblings from the registered one (a grid holds the default's).
+    assert fusion.for_variant("spatial").upstreams == () and fusion.for_variant("cadstn").upstreams == fusion.upstreams
+    assert stage_depths(fusion, tuple(spec.variants))["cadstn"] == 2
 
 
 def test_every_variant_is_tested_on_the_same_frames():

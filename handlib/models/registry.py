@@ -114,6 +114,8 @@ class ModelSpec:
     # variant id -> fields that differ for that variant (e.g. a clip network's input_kind, data,
     # recipe, upstream, forward): ``for_variant`` applies them
     variant_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # set by for_variant: the spec it was derived from (so that any variant's spec derives its siblings)
+    variant_of: "ModelSpec | None" = field(default=None, repr=False, compare=False)
     # profile settings (Profile.extra keys) that ``build`` takes as keywords, e.g. a named smaller width
     build_settings: tuple[str, ...] = ()
 
@@ -143,11 +145,13 @@ class ModelSpec:
             bad("variant_overrides", f"keys among the variants {list(self.variants)}, not {unknown}")
 
     def for_variant(self, variant: str) -> "ModelSpec":
-        """The spec one variant trains with: this one with the variant's ``variant_overrides``."""
-        if variant not in self.variants:
-            raise ValueError(f"model {self.name!r} has no variant {variant!r}; variants: {', '.join(self.variants)}")
-        overrides = dict(self.variant_overrides.get(variant, {}))
-        return replace(self, **overrides, variant_overrides={}) if overrides else self
+        """The spec one variant trains with: the registered spec with the variant's ``variant_overrides``
+        (called on any variant's spec, it starts again from the registered one)."""
+        root = self.variant_of or self
+        if variant not in root.variants:
+            raise ValueError(f"model {root.name!r} has no variant {variant!r}; variants: {', '.join(root.variants)}")
+        overrides = dict(root.variant_overrides.get(variant, {}))
+        return replace(root, **overrides, variant_of=root) if overrides else root
 
     @property
     def upstreams(self) -> tuple[Upstream, ...]:
