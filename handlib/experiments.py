@@ -111,17 +111,23 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
                                     **train_kwargs))
             else:
                 grid.records[variant, seed], grid.predictions[variant, seed] = found
-    # A later stage reads its earlier stages' weights: train the grid in waves, each after the one it
-    # builds on (side by side inside a wave).
-    waves = stage_depths(spec, variants)
-    for depth in sorted(set(waves.values())):
-        wave = [job for job in missing if waves[job["variant"]] == depth]
-        for job, record in zip(wave, _train_all(wave, lanes, progress)):
-            key = job["variant"], job["seed"]
-            grid.records[key] = record
-            grid.predictions[key] = results.load_predictions(record, results_dir)
-            grid.trained.append(key)
+    # A later stage reads its earlier stages' weights: a run starts once the runs it builds on (same
+    # seed) have finished; the others train side by side meanwhile.
+    stage_depths(spec, variants)              # refuses a variant that builds on itself
+    jobs = {(job["variant"], job["seed"]): job for job in missing}
+    after = {key: [(up, key[1]) for up in _grid_upstreams(spec, key[0], variants) if (up, key[1]) in jobs]
+             for key in jobs}
+    for key, record in _train_all(jobs, after, lanes, progress):
+        grid.records[key] = record
+        grid.predictions[key] = results.load_predictions(record, results_dir)
+        grid.trained.append(key)
+    grid.trained.sort(key=list(jobs).index)     # in the grid's order, not the order they finished
     return grid
+
+
+def _grid_upstreams(spec, variant: str, variants) -> list[str]:
+    """The variants of this grid that ``variant`` builds on directly."""
+    return [up.variant for up in spec.for_variant(variant).upstreams if up.model == spec.name and up.variant in variants]
 
 
 def stage_depths(spec, variants) -> dict[str, int]:
@@ -130,9 +136,7 @@ def stage_depths(spec, variants) -> dict[str, int]:
     def depth(variant: str, seen: tuple[str, ...] = ()) -> int:
         if variant in seen:
             raise ValueError(f"model {spec.name!r}: variant {variant!r} depends on itself through its upstream stages")
-        below = [up.variant for up in spec.for_variant(variant).upstreams
-                 if up.model == spec.name and up.variant in variants]
-        return max((1 + depth(v, seen + (variant,)) for v in below), default=0)
+        return max((1 + depth(v, seen + (variant,)) for v in _grid_upstreams(spec, variant, variants)), default=0)
     return {variant: depth(variant) for variant in variants}
 
 
@@ -145,36 +149,61 @@ def default_lanes(device: str | None = None) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _train_all(jobs: list[dict], lanes: int | None, progress: bool) -> list[dict]:
-    """Train ``jobs`` (keyword arguments of train_and_record); their records, in the jobs' order."""
+def _train_all(jobs: dict, after: dict, lanes: int | None, progress: bool):
+    """Train ``jobs`` ({key: keyword arguments of train_and_record}), each after the keys in ``after[key]``;
+    yields (key, record) as runs finish. Deeper stages first among the ready ones, so that the stages
+    waiting on them can start early."""
     from tqdm.auto import tqdm
 
     from handlib.runs import train_and_record
 
     if not jobs:
-        return []
-    lanes = min(len(jobs), lanes or default_lanes(jobs[0].get("device")))
+        return
+    first = next(iter(jobs.values()))
+    lanes = min(len(jobs), lanes or default_lanes(first.get("device")))
+    # A ready run's priority: how many runs wait on it, directly or not (then the grid's order).
+    waiting = {key: 0 for key in jobs}
+    for key in jobs:
+        stack = list(after[key])
+        while stack:
+            up = stack.pop()
+            waiting[up] += 1
+            stack.extend(after[up])
+    order = sorted(jobs, key=lambda k: -waiting[k])
+    done: set = set()
     if lanes == 1:
-        return [train_and_record(**job, progress=progress)[0] for job in jobs]
+        while len(done) < len(jobs):
+            key = next(k for k in order if k not in done and all(u in done for u in after[k]))
+            yield key, train_and_record(**jobs[key], progress=progress)[0]
+            done.add(key)
+        return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // lanes)
-    records: list[dict | None] = [None] * len(jobs)
+    running: dict = {}
     with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_lane_init, initargs=(threads,)) as pool, \
             tqdm(total=len(jobs), desc=f"training {len(jobs)} runs, {lanes} at a time", unit="run",
                  disable=not progress, leave=False) as bar:
-        futures = {pool.submit(_train_in_lane, job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            job = jobs[futures[future]]
-            try:
-                records[futures[future]] = future.result()
-            except Exception as err:
-                raise RuntimeError(f"training {job['model']} {job['variant']} seed {job['seed']} failed "
-                                   f"(checkpoints in {job['out']}): {err}") from err
-            bar.update()
-    return records
+        while len(done) < len(jobs):
+            for key in order:
+                if len(running) >= lanes:
+                    break
+                if key not in done and key not in running.values() and all(u in done for u in after[key]):
+                    running[pool.submit(_train_in_lane, jobs[key])] = key
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key = running.pop(future)
+                job = jobs[key]
+                try:
+                    record = future.result()
+                except Exception as err:
+                    raise RuntimeError(f"training {job['model']} {job['variant']} seed {job['seed']} failed "
+                                       f"(checkpoints in {job['out']}): {err}") from err
+                done.add(key)
+                bar.update()
+                yield key, record
 
 
 def _lane_init(threads: int) -> None:

@@ -53,3 +53,33 @@ def test_runs_trained_in_lanes_equal_the_same_runs_trained_here(tmp_path):
         assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
     assert not torch.equal(torch.as_tensor(laned.predictions["base", 0][0]),
                            torch.as_tensor(laned.predictions["base", 1][0]))
+
+
+def test_a_stage_starts_after_the_runs_it_builds_on(monkeypatch):
+    from handlib import experiments, runs
+
+    trained = []
+    monkeypatch.setattr(runs, "train_and_record", lambda **job: (trained.append((job["variant"], job["seed"])) or
+                                                                 {"variant": job["variant"]}, None, None))
+    jobs = {(v, s): {"model": "m", "variant": v, "seed": s, "out": "x"}
+            for v in ("independent", "first", "second", "third") for s in (0, 1)}
+    after = {key: [] for key in jobs}
+    for s in (0, 1):
+        after["second", s] = [("first", s)]
+        after["third", s] = [("second", s), ("first", s)]
+    finished = [key for key, _ in experiments._train_all(jobs, after, 1, progress=False)]
+    assert sorted(finished) == sorted(jobs) and finished == trained
+    for key, ups in after.items():
+        assert all(finished.index(up) < finished.index(key) for up in ups), key
+    assert finished[0] == ("first", 0)                  # the run most others wait on goes first
+    cyclic = {"a": {"upstreams": ["b"]}, "b": {"upstreams": ["a"]}}
+    import pytest
+
+    class Spec:        # a stand-in spec whose variants build on each other
+        name = "m"
+
+        def for_variant(self, v):
+            from types import SimpleNamespace
+            return SimpleNamespace(upstreams=[SimpleNamespace(model="m", variant=u) for u in cyclic[v]["upstreams"]])
+    with pytest.raises(ValueError, match="depends on itself"):
+        experiments.stage_depths(Spec(), ("a", "b"))
