@@ -197,6 +197,16 @@ def test_clips_have_occasional_fast_moves():
         sample_sequences(frame_keys(0, ("x",), torch.arange(2)), 8, "synthetic", fast_moves=1.5)
 
 
+def test_clips_with_a_detector_like_centre():
+    clean = SyntheticClips("centre", 4, frames=8, size=32, progress=False)
+    moved = SyntheticClips("centre", 4, frames=8, size=32, progress=False, detector_centre=True)
+    a, b = clean[1], moved[1]
+    assert torch.equal(a["joints_xyz"], b["joints_xyz"])               # the same hands ...
+    offset = (b["com"] - a["com"]).norm(dim=-1)                          # ... cropped around another centre
+    assert bool((offset > 0).all()) and 2.0 < float(offset.mean()) < 25.0   # N(0, 6 mm) per axis: ~10 mm
+    assert torch.allclose(a["com"], a["joints_xyz"].mean(1), atol=30.0)
+
+
 def test_frames_of_clips_follow_the_clips_frame_by_frame():
     from handlib.datasets import FramesOfClips
 

@@ -60,7 +60,8 @@ def _render_shard(settings: dict, path: str | None) -> dict[str, np.ndarray]:
     else:
         out = render_clips(torch.arange(start, start + count), frames=settings["frames"],
                            keyframe_every=settings["keyframe_every"],
-                           fast_moves=settings.get("fast_moves", 0.0), **common)
+                           fast_moves=settings.get("fast_moves", 0.0),
+                           detector_centre=settings.get("detector_centre", False), **common)
     arrays = _to_arrays(out)
     if path is not None:
         save_shard(Path(path), settings, arrays)
@@ -248,7 +249,7 @@ class SyntheticClips(_SyntheticBase):
     def __init__(self, split: str = "train", n: int = 64, frames: int = 16, size: int = 96,
                  domain: str = "synthetic", convention: str = "nyu", seed: int = 0,
                  cube: float = 250.0, keyframe_every: int = 20, fast_moves: float = FAST_MOVES,
-                 camera=None, cache_dir=None,
+                 detector_centre: bool = False, camera=None, cache_dir=None,
                  workers: int | None = None, progress: bool = True, use_cache: bool = True):
         _check_common(split, n, seed, cube)
         if not isinstance(frames, int) or frames <= 0:
@@ -260,7 +261,10 @@ class SyntheticClips(_SyntheticBase):
         per_shard = max(1, SHARD_FRAMES // frames)
         shards = [dict(kind="clips", seed=seed, split=split, domain=domain, size=size,
                        cube=self.cube_mm, frames=frames, keyframe_every=keyframe_every, fast_moves=fast_moves,
-                       start=s, count=min(per_shard, n - s)) for s in range(0, n, per_shard)]
+                       start=s, count=min(per_shard, n - s),
+                       # only when set, so that the default clips keep their cache names
+                       **({"detector_centre": True} if detector_centre else {}))
+                  for s in range(0, n, per_shard)]
         parts = build_shards(shards, cache_dir, workers, progress, use_cache)
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         self._convert({k: v.reshape((-1,) + v.shape[2:]) for k, v in arrays.items()})

@@ -11,7 +11,7 @@ import contextlib
 import torch
 
 from handlib.synth.kinematics import CAPSULE_PARTS, forward_kinematics, global_rotation, joint_mean
-from handlib.synth.poses import DOMAINS, FAST_MOVES, PoseParams, sample_frames, sample_sequences
+from handlib.synth.poses import DOMAINS, FAST_MOVES, PoseParams, com_error, sample_frames, sample_sequences
 from handlib.synth.render import ray_cast, surface_normals
 from handlib.synth.rng import FrameRandom, frame_keys, mix32, sub_keys
 from handlib.synth.sensor import SensorModel
@@ -133,9 +133,11 @@ def render_frames(indices, *, seed: int, split: str, domain: str, size: int,
 
 def render_clips(clip_indices, *, frames: int, seed: int, split: str, domain: str, size: int,
                  cube=250.0, keyframe_every: int = 20, fast_moves: float = FAST_MOVES,
-                 sensor: SensorModel | None = None) -> dict:
+                 detector_centre: bool = False, sensor: SensorModel | None = None) -> dict:
     """Smooth clips with occasional fast moves (:func:`handlib.synth.poses.sample_sequences`): every
-    array gets shape (N, T, ...) (N clips of T frames)."""
+    array gets shape (N, T, ...) (N clips of T frames). ``detector_centre=True`` centres every crop with
+    the real-like domain's detector-like error (N(0, 6 mm) per axis, the same draws) even on clean hands;
+    by default a synthetic crop is centred on the true joint mean."""
     check_domain(domain)
     check_size(size)
     if frames <= 0:
@@ -144,5 +146,7 @@ def render_clips(clip_indices, *, frames: int, seed: int, split: str, domain: st
     clip_keys = frame_keys(seed, (split, domain, "clip"), idx)
     params = sample_sequences(clip_keys, frames, domain, keyframe_every, fast_moves)
     keys = sub_keys(clip_keys, torch.arange(frames)).reshape(-1)
+    if detector_centre:
+        params.com_offset = com_error(FrameRandom(keys), "real-like")
     out = render_params(params, keys, domain, size, cube, sensor)
     return {k: v.reshape((idx.numel(), frames) + tuple(v.shape[1:])) for k, v in out.items()}
