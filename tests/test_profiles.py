@@ -25,3 +25,21 @@ def test_unknown_profile_and_env_values_are_rejected(monkeypatch):
     monkeypatch.setenv("HANDLIB_DATASET", "coco")
     with pytest.raises(ValueError, match="HANDLIB_DATASET"):
         profiles.default_dataset()
+
+
+def test_a_variant_may_train_at_its_own_sizes(monkeypatch):
+    from handlib import profiles
+    from handlib.experiments import expected_hash
+
+    monkeypatch.setitem(profiles.CHAPTER_OVERRIDES, "staged", {
+        "smoke": {"batch_size": 4, "recipe": {"lr": 0.01},
+                  "variants": {"late": {"batch_size": 2, "epochs": 3}}}})
+    early = profiles.get_profile("smoke", "staged", "early")
+    late = profiles.get_profile("smoke", "staged", "late")
+    assert (early.batch_size, early.epochs, late.batch_size, late.epochs) == (4, 1, 2, 3)
+    assert "variants" not in early.extra and early.extra["recipe"] == {"lr": 0.01} == late.extra["recipe"]
+    assert profiles.get_profile("smoke", "staged") == early
+    # A variant's own settings enter only its configuration hash.
+    before = expected_hash("cadstn", "baseline", "synthetic", "smoke")
+    monkeypatch.setitem(profiles.CHAPTER_OVERRIDES["cadstn"]["smoke"]["variants"], "temporal", {"batch_size": 1})
+    assert expected_hash("cadstn", "baseline", "synthetic", "smoke") == before
