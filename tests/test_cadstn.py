@@ -284,3 +284,13 @@ def test_augmentation_is_one_rotated_copy_per_frame():
         # The image turned with the labels: a quarter / half turn of the hand's pixels.
         hand_before = int((batch["depth"][i] < 1).sum())
         assert abs(int((out["depth"][i] < 1).sum()) - hand_before) <= 0.1 * hand_before
+
+
+def test_temporal_loss_divides_by_time_only_as_caffe():
+    pred = torch.zeros(4, 16, 14, 3)
+    target = torch.zeros(4, 16, 14, 3)
+    target[..., 0] = 0.5                                 # ½ · 14 · 0.25 = 1.75 per frame
+    per_frame = C.loss({"joints": pred}, {"joints": target})["total"]
+    caffe = C.temporal_loss({"joints": pred}, {"joints": target})["total"]
+    assert per_frame.item() == pytest.approx(1.75) and caffe.item() == pytest.approx(4 * 1.75)   # x clips
+    assert get_model_spec("cadstn").for_variant("temporal").loss is C.temporal_loss

@@ -337,6 +337,16 @@ def loss(outputs: dict, batch: dict) -> dict:
     return terms
 
 
+def temporal_loss(outputs: dict, batch: dict) -> dict:
+    """The temporal network's EuclideanLoss as Caffe computes it on (T, N, 3K) blobs: it divides by the
+    first axis only, so ½·Σ(pred − target)² / T, a sum over the batch's clips (N times the per-frame
+    mean). Under Adam this leaves the step size alone but weakens the coupled weight decay by N."""
+    target = batch["joints"].clamp(-1.0, 1.0)
+    pred = outputs["joints"].float()
+    joints = 0.5 * (pred - target).pow(2).sum() / pred.shape[1]
+    return {"joints": joints, "total": joints}
+
+
 def predict(outputs: dict) -> torch.Tensor:
     return outputs["joints"]
 
@@ -425,7 +435,7 @@ SPEC = register_model(ModelSpec(
     augmentation=training_augmentation,
     variant_overrides={
         "spatial": {"infer": _infer_spatial},
-        "temporal": {**_CLIP_NETWORK, "augmentation": None, "recipe": TEMPORAL_RECIPE,
+        "temporal": {**_CLIP_NETWORK, "augmentation": None, "recipe": TEMPORAL_RECIPE, "loss": temporal_loss,
                      "upstream": Upstream("cadstn", "baseline", embed=embed_baseline)},
         "cadstn": {**_CLIP_NETWORK, "augmentation": None, "recipe": FUSION_RECIPE,
                    "upstream": (Upstream("cadstn", "spatial", embed=embed_spatial),
