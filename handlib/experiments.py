@@ -113,7 +113,12 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
                 grid.records[variant, seed], grid.predictions[variant, seed] = found
     # A later stage reads its earlier stages' weights: a run starts once the runs it builds on (same
     # seed) have finished; the others train side by side meanwhile.
-    stage_depths(spec, variants)              # refuses a variant that builds on itself
+    depths = stage_depths(spec, variants)     # refuses a variant that builds on itself
+    overridden = [k for k in ("epochs", "augment") if train_kwargs.get(k) is not None] + (["convention"] if convention else [])
+    if overridden and max(depths.values(), default=0) > 0:
+        # a later stage looks its earlier stages up by their default configuration
+        raise ValueError(f"run_grid: {', '.join(overridden)} cannot be overridden for {model!r}, whose variants "
+                         "build on each other; change the profile instead")
     jobs = {(job["variant"], job["seed"]): job for job in missing}
     after = {key: [(up, key[1]) for up in _grid_upstreams(spec, key[0], variants) if (up, key[1]) in jobs]
              for key in jobs}
@@ -126,8 +131,10 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
 
 
 def _grid_upstreams(spec, variant: str, variants) -> list[str]:
-    """The variants of this grid that ``variant`` builds on directly."""
-    return [up.variant for up in spec.for_variant(variant).upstreams if up.model == spec.name and up.variant in variants]
+    """The variants of this grid that ``variant`` builds on directly (an upstream without a variant is
+    the model's default one)."""
+    ups = [up.variant or spec.default_variant for up in spec.for_variant(variant).upstreams if up.model == spec.name]
+    return [v for v in ups if v in variants]
 
 
 def stage_depths(spec, variants) -> dict[str, int]:
@@ -192,6 +199,8 @@ def _train_all(jobs: dict, after: dict, lanes: int | None, progress: bool):
                     break
                 if key not in done and key not in running.values() and all(u in done for u in after[key]):
                     running[pool.submit(_train_in_lane, jobs[key])] = key
+            if not running:       # cannot happen while `after` names only keys of `jobs`
+                raise RuntimeError(f"no run can start: {sorted(set(jobs) - done)} wait on runs that are not in the grid")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 key = running.pop(future)

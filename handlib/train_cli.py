@@ -159,7 +159,7 @@ def train_flops_per_sample(spec, net, train_set, batch_size: int) -> int:
     was_training = net.training
     net.train()
     counter = FlopCounterMode(display=False)
-    with counter, recurrent_flops(net) as recurrent:
+    with counter, recurrent_flops(net, counter) as recurrent:
         spec.loss(spec.forward(net, batch), batch)["total"].backward()
     net.zero_grad(set_to_none=True)
     net.train(was_training)

@@ -294,3 +294,42 @@ def test_temporal_loss_divides_by_time_only_as_caffe():
     caffe = C.temporal_loss({"joints": pred}, {"joints": target})["total"]
     assert per_frame.item() == pytest.approx(1.75) and caffe.item() == pytest.approx(4 * 1.75)   # x clips
     assert get_model_spec("cadstn").for_variant("temporal").loss is C.temporal_loss
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lstm_flops_are_counted_once(dtype):
+    from torch import nn
+
+    from handlib.models.summary import count_flops
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    net = Recurrent().to(dtype)
+    flops = count_flops(net, {"depth": torch.randn(2, 5, 8, dtype=dtype)}, lambda m, b: m(b["depth"]))
+    assert flops == 2 * 5 * 4 * 16 * (8 + 16)          # per sample: 5 steps, whichever kernel ran
+
+
+def test_multiplier_tables_follow_the_prototxts():
+    non_default = lambda table: {k: v for k, v in table.items() if v != (1.0, 1.0)}
+    spatial = non_default(C.Spatial(image_size=64).multipliers())
+    assert spatial == {f"{layer}.bias": (2.0, 1.0) for layer in
+                       ("fc1", "fc1_3d", "fc2", "fc2_3d", "out", "aux_out_depth", "aux_out_volume")}
+    fusion = C.Fusion(image_size=64).multipliers()
+    assert set(fusion) == {n for n, _ in C.Fusion(image_size=64).gate.named_parameters(prefix="gate")}
+    assert non_default(fusion) == {"gate.fc1.bias": (2.0, 1.0), "gate.fc2.bias": (2.0, 1.0)}
+    assert non_default(C.Baseline(image_size=64).multipliers()) == {}
+    assert non_default(C.Temporal(image_size=64).multipliers()) == {"lstm.weight_ih_l0": (10.0, 1.0),
+                                                                     "out.bias": (2.0, 0.0)}
+
+
+def test_a_staged_grid_refuses_per_call_overrides():
+    from handlib import experiments
+
+    with pytest.raises(ValueError, match="epochs cannot be overridden"):
+        experiments.run_grid("cadstn", profile="smoke", epochs=2, progress=False)

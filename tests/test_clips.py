@@ -231,5 +231,15 @@ def test_nyu_as_cadstn_reads_it(tmp_path, monkeypatch):
     frames = FramesOfClips(test)                                  # the frame networks see the same 33
     assert len(frames) == 33 and int(frames[32]["clip"]) == 2 and int(frames[32]["step"]) == 0
     assert torch.equal(frames[17]["joints_xyz"], expected[17])
+    # A capped test split keeps whole clips (evenly spaced), the padded last one among them.
+    capped = build_datasets("nyu", Profile("smoke", train_frames=0, val_frames=1, test_frames=2, epochs=1, batch_size=2,
+                                           seeds=(0,), image_size=32),
+                            "nyu", 32, 0, str(tmp_path), clip_length=16, clip_stride=16, test_clips="concatenated")["test"]
+    assert len(capped) == 2 and type(capped.dataset).__name__ == "PaddedClips"
+    capped = torch.utils.data.Subset(capped.dataset, [0, 2])            # a cap that keeps the padded clip
+    capped_frames = FramesOfClips(capped)
+    assert len(capped_frames) == 17 and int(capped_frames[16]["clip"]) == 2
+    assert torch.equal(capped_frames[16]["joints_xyz"], expected[32])
+    assert predict_xyz(oracle, lambda out: out, capped, batch_size=2, forward=lambda net, b: b["joints"])[0].shape[0] == 17
     with pytest.raises(ValueError, match="test_clips"):
         build_datasets("nyu", profile, "nyu", 32, 0, str(tmp_path), clip_length=16, test_clips="padded")

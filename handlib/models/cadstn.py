@@ -397,13 +397,14 @@ def _infer_spatial(net: Spatial, batch: dict) -> dict:
 
 
 # The released NYU solvers (models/NYU/*/solver_*.prototxt): Adam (0.9, 0.999), weight decay 5e-4 (scaled
-# per blob by decay_mult), lr × 0.1 every 20k iterations. Epochs are counted on NYU's training split
-# as the code feeds it: the single-frame networks draw batches of 128 from the 72,757 frames plus one
-# rotated copy each (145,514 frames: 100k iterations = 88 epochs, a decay every 17.6); the temporal
-# network takes 32 clips of 16 (4,547 clips: 100k iterations = 704 epochs, a decay every 141); the
-# fusion network 8 clips of 16 (60k iterations = 106 epochs, a decay every 35).
-FRAME_RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=88, batch_size=128, schedule="step", gamma=0.1,
-                      milestones=(18, 35, 53, 70), weight_decay=5e-4, decay_norm_and_bias=True)
+# per blob by decay_mult), lr x 0.1 every 20k iterations. Epochs count NYU's 72,757 training frames: the
+# single-frame networks draw batches of 128 from them and their rotated copies (one per frame; here a coin
+# per sample picks the frame or its copy, so an epoch is 72,757 draws): 100k iterations = 176 epochs, a decay
+# every 35; the temporal network takes 32 of the 4,547 non-overlapping clips (100k iterations = 704 epochs,
+# a decay every 141); the fusion network 8 clips (60k iterations = 106 epochs, a decay every 35; the code
+# draws 8 windows starting at any frame, we take the non-overlapping clips).
+FRAME_RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=176, batch_size=128, schedule="step", gamma=0.1,
+                      milestones=(35, 70, 106, 141), weight_decay=5e-4, decay_norm_and_bias=True)
 TEMPORAL_RECIPE = Recipe(optimizer="adam", lr=1e-4, epochs=704, batch_size=32, schedule="step", gamma=0.1,
                          milestones=(141, 282, 422, 563), weight_decay=5e-4, decay_norm_and_bias=True)
 FUSION_RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=106, batch_size=8, schedule="step", gamma=0.1,

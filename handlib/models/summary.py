@@ -27,27 +27,34 @@ def count_parameters(model: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def recurrent_flops(model: nn.Module):
+def recurrent_flops(model: nn.Module, counter=None):
     """Counts what the FLOP counter misses: recurrent layers run as one fused kernel it does not see
     (oneDNN's ``mkldnn_rnn_layer``, cuDNN's RNN). Yields a one-item list that the LSTM layers' forward
     passes add to: 2 x steps x 4H x (input + H) per layer and direction, times 3 when the pass records
-    a graph for a backward pass through trainable weights (backward ≈ twice the forward)."""
+    a graph for a backward pass through trainable weights (backward ≈ twice the forward). With the
+    ``counter`` given, an LSTM whose matmuls the counter did see is not added again."""
     import torch
     from torch import nn
 
     total = [0]
+    seen_before: dict[int, int] = {}
+
+    def before(module, args):
+        seen_before[id(module)] = counter.get_total_flops() if counter is not None else 0
 
     def lstm_flops(module, args, output):
         data = args[0]
         steps = data.shape[0] * data.shape[1] if data.dim() == 3 else data.shape[0]
         directions = 2 if module.bidirectional else 1
         trained = torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters())
-        for layer in range(module.num_layers):
-            width = module.input_size if layer == 0 else module.hidden_size * directions
-            total[0] += ((3 if trained else 1) * 2 * steps * 4 * module.hidden_size
-                         * (width + module.hidden_size) * directions)
+        forward = sum(2 * steps * 4 * module.hidden_size * (width + module.hidden_size) * directions
+                      for width in [module.input_size] + [module.hidden_size * directions] * (module.num_layers - 1))
+        if counter is not None and counter.get_total_flops() - seen_before[id(module)] >= forward // 2:
+            return           # the counter saw this LSTM's matmuls itself (an unfused kernel)
+        total[0] += (3 if trained else 1) * forward
 
-    hooks = [m.register_forward_hook(lstm_flops) for m in model.modules() if isinstance(m, nn.LSTM)]
+    hooks = [m.register_forward_pre_hook(before) for m in model.modules() if isinstance(m, nn.LSTM)]
+    hooks += [m.register_forward_hook(lstm_flops) for m in model.modules() if isinstance(m, nn.LSTM)]
     try:
         yield total
     finally:
@@ -68,7 +75,7 @@ def count_flops(model: nn.Module, inputs, forward=None) -> int:
     model.eval()
     counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad(), counter, recurrent_flops(model) as recurrent:
+        with torch.no_grad(), counter, recurrent_flops(model, counter) as recurrent:
             forward(model, batch)
     finally:
         model.train(was_training)
