@@ -30,6 +30,17 @@ def test_slicing_bins_hand_pixels_as_the_code_does():
     assert torch.equal(volume.sum(1)[0], (~background).float())       # one slice per hand pixel
 
 
+def test_rendered_background_is_in_no_slice():
+    from handlib.synth.dataset import SyntheticHands
+
+    depth = SyntheticHands("slices", 4, size=64, progress=False)[0]["depth"]
+    background = depth[0] > 0.999                        # +1 up to float rounding
+    assert 0 < int(background.sum()) < depth.numel()
+    volume = C.slice_volume(depth[None])[0]
+    assert volume[:, background].sum() == 0 and torch.equal(volume.sum(0), (~background).float())
+    assert all(volume[level].sum() > 0 for level in (0, 7))        # D_min and D_max are hand pixels
+
+
 def test_slicing_works_on_clips_and_a_single_depth():
     clips = torch.ones(2, 3, 1, 16, 16)
     clips[:, :, :, 4:8, 4:8] = 0.25                          # one depth only: all in the first slice
@@ -282,8 +293,9 @@ def test_augmentation_is_one_rotated_copy_per_frame():
         turned = torch.stack((c * uv[:, 0] - s * uv[:, 1], s * uv[:, 0] + c * uv[:, 1]), -1) + 16.0
         assert torch.allclose(out["joints_crop"][i, :, :2].double(), turned, atol=1e-3)
         # The image turned with the labels: a quarter / half turn of the hand's pixels.
-        hand_before = int((batch["depth"][i] < 1).sum())
-        assert abs(int((out["depth"][i] < 1).sum()) - hand_before) <= 0.1 * hand_before
+        hand_before = int((batch["depth"][i] < C.BACKGROUND).sum())
+        assert 0 < hand_before < 32 * 32
+        assert abs(int((out["depth"][i] < C.BACKGROUND).sum()) - hand_before) <= 0.1 * hand_before
 
 
 def test_temporal_loss_divides_by_time_only_as_caffe():

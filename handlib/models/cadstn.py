@@ -45,6 +45,11 @@ OUTPUT_STD = 0.001            # Gaussian filler of the single-frame networks' re
 LSTM_RANGE = 0.01             # uniform filler of the LSTM weights
 
 
+# Background is +1 in the normalised crop, up to float rounding ((z + C/2 - z) / (C/2) can come out as
+# 0.99999976); a hand pixel at the cube's far face (1e-4 of half a cube is about 0.01 mm) does not occur.
+BACKGROUND = 1.0 - 1e-4
+
+
 def slice_volume(depth: torch.Tensor, slices: int = SLICES) -> torch.Tensor:
     """(..., 1, S, S) normalised crops -> (..., ``slices``, S, S) binary slices (the sliced 3D volume).
 
@@ -55,7 +60,7 @@ def slice_volume(depth: torch.Tensor, slices: int = SLICES) -> torch.Tensor:
     if depth.dim() < 3 or depth.shape[-3] != 1:
         raise ValueError(f"depth must have shape (..., 1, S, S), got {tuple(depth.shape)}")
     d = depth[..., 0, :, :]
-    hand = d < 1.0
+    hand = d < BACKGROUND
     low = torch.where(hand, d, torch.full_like(d, math.inf)).amin(dim=(-2, -1), keepdim=True)
     high = torch.where(hand, d, torch.full_like(d, -math.inf)).amax(dim=(-2, -1), keepdim=True)
     span = (high - low).clamp(min=1e-12)       # one depth only: every hand pixel in the first bin
