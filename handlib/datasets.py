@@ -139,16 +139,17 @@ def _real_clips(dataset: str, train_full, test, profile: Profile, length: int, s
                          f"frames, not more than val_frames={profile.val_frames} of profile {profile.name!r}")
     val_starts = starts[len(starts) - profile.val_frames:]
     train_starts = [s for s in starts if s + length <= val_starts[0]]   # no frame shared with val
-    test_starts = window_starts(_sequences(test), length, stride)
-    for split, found in (("training", train_starts), ("test", test_starts)):
-        if not found:
-            raise ValueError(f"{dataset} {split} split has no window of {length} consecutive frames"
-                             + (f" before its last {profile.val_frames} (validation)" if split == "training" else ""))
-    if test_clips == "concatenated":
-        test_split = PaddedClips(test, length)
-        if profile.test_frames:
-            test_split = Subset(test_split, _evenly_spaced(len(test_split), min(len(test_split), profile.test_frames)))
+    if not train_starts:
+        raise ValueError(f"{dataset} training split has no window of {length} consecutive frames before its "
+                         f"last {profile.val_frames} (validation)")
+    if test_clips == "concatenated":       # every test frame, in clips over the sequences concatenated
+        padded = PaddedClips(test, length)
+        kept = _cap(list(range(len(padded))), profile.test_frames)
+        test_split = padded if len(kept) == len(padded) else Subset(padded, kept)
     else:
+        test_starts = window_starts(_sequences(test), length, stride)
+        if not test_starts:
+            raise ValueError(f"{dataset} test split has no window of {length} consecutive frames")
         test_split = ClipDataset(test, _cap(test_starts, profile.test_frames), length)
     return {"train": ClipDataset(train_full, _cap(train_starts, profile.train_frames), length),
             "val": ClipDataset(train_full, val_starts, length), "test": test_split}

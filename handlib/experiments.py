@@ -158,8 +158,8 @@ def default_lanes(device: str | None = None) -> int:
 
 def _train_all(jobs: dict, after: dict, lanes: int | None, progress: bool):
     """Train ``jobs`` ({key: keyword arguments of train_and_record}), each after the keys in ``after[key]``;
-    yields (key, record) as runs finish. Deeper stages first among the ready ones, so that the stages
-    waiting on them can start early."""
+    yields (key, record) as runs finish. Among the ready runs, those that more runs wait on go first, so
+    that the stages built on them can start early."""
     from tqdm.auto import tqdm
 
     from handlib.runs import train_and_record

@@ -160,7 +160,7 @@ class Baseline(_Caffe):
     Output: ``{"joints": (B, J, 3)}`` normalised joints."""
 
     def __init__(self, convention="nyu", image_size: int = INPUT_SIZE, sliced: bool = False,
-                 seed: int | None = None):
+                 seed: int | None = None, gaussian_output: bool = True):
         super().__init__(convention)
         self.sliced = sliced
         self.trunk = Trunk(SLICES if sliced else 1, sliced=sliced)
@@ -170,7 +170,8 @@ class Baseline(_Caffe):
         self.drop1, self.drop2 = nn.Dropout(FC_DROPOUT), nn.Dropout(FC_DROPOUT)
         if sliced:   # hand_3D: every conv bias lr_mult 2, decay_mult 0
             self.BIAS_MULT = {"trunk": (2.0, 0.0)}
-        self.reset_parameters(seed, gaussian=("out",))
+        # the regression layer is N(0, 0.001); the gate's output layer ("weight") is xavier
+        self.reset_parameters(seed, gaussian=("out",) if gaussian_output else ())
 
     def features(self, depth: torch.Tensor) -> torch.Tensor:
         """φ: FC1's output after ReLU and dropout (what the temporal network reads)."""
@@ -270,8 +271,7 @@ class Fusion(_Caffe):
         super().__init__(convention)
         self.spatial = Spatial(convention, image_size, seed)
         self.temporal = Temporal(convention, image_size, seed)
-        self.gate = Baseline(convention, image_size)
-        self.gate.reset_parameters(seed)                    # its output layer "weight" is xavier
+        self.gate = Baseline(convention, image_size, seed=seed, gaussian_output=False)
         for module in (self.spatial, self.temporal):
             module.requires_grad_(False)
 
