@@ -88,3 +88,23 @@ def crossinfonet_loss(outputs: dict, batch: dict, alpha: float = CROSSINFONET_AL
         total = total + 0.5 * alpha * (terms["L_ht"] + terms["L_bp"] + terms["L_bf"])
     terms["total"] = total
     return terms
+
+
+def gaussian_heatmap_targets(joints_crop: torch.Tensor, image_size: int, heatmap_size: int,
+                             sigma: float = 1.0) -> torch.Tensor:
+    """(B, J, ≥2) joint crop pixels (u, v, ...) → (B, J, H, H) Newell-style Gaussian targets, peak 1.
+
+    Map cell k covers crop pixels [k·S/H, (k+1)·S/H), so crop pixel u sits at map coordinate
+    (u + ½)·H/S − ½; the Gaussian (σ in map cells) is centred there, sub-cell exactly (Newell rounds
+    the centre to a cell; the exact centre lets the decoder's quarter-cell shift recover it). A joint far
+    outside the crop gives a map of (near) zeros."""
+    if joints_crop.dim() != 3 or joints_crop.shape[-1] < 2:
+        raise ValueError("joints_crop must have shape (B, J, 2 or 3) in crop pixels, got "
+                         f"{tuple(joints_crop.shape)}")
+    if not sigma > 0:
+        raise ValueError(f"heat-map sigma must be positive, got {sigma}")
+    centre = (joints_crop[..., :2].detach().float() + 0.5) * (heatmap_size / image_size) - 0.5
+    grid = torch.arange(heatmap_size, dtype=torch.float32, device=joints_crop.device)
+    gx = torch.exp(-(grid - centre[..., 0:1]) ** 2 / (2 * sigma ** 2))       # (B, J, H) along u
+    gy = torch.exp(-(grid - centre[..., 1:2]) ** 2 / (2 * sigma ** 2))       # (B, J, H) along v
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)                               # (B, J, v, u)

@@ -151,3 +151,74 @@ def named_generator(seed: int, name: str) -> torch.Generator:
     """A CPU generator whose stream depends only on (seed, name) (a stable hash, not Python's)."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+# --- squeeze-and-excitation residual blocks and the stacked-hourglass module (Liu et al.; reused) ---
+
+SE_REDUCTION = 16   # Hu et al.'s default r
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation (Hu et al.): x · σ(W2 ReLU(W1 avgpool(x))), one gate per channel.
+
+    W1: C → max(1, C // ``reduction``), W2 back to C, both with biases (the paper's FCs, as 1×1 convs)."""
+
+    def __init__(self, channels: int, reduction: int = SE_REDUCTION):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.squeeze = nn.Conv2d(channels, hidden, 1)
+        self.excite = nn.Conv2d(hidden, channels, 1)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1, 1) channel weights in (0, 1)."""
+        pooled = x.mean(dim=(-2, -1), keepdim=True)
+        return torch.sigmoid(self.excite(F.relu(self.squeeze(pooled))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class SEResBlock(nn.Module):
+    """Basic SE residual block ("2 conv layers + 1 SE block"): conv3×3-BN-ReLU-conv3×3-BN-SE, plus the
+    shortcut (1×1 conv + BN when the channel count or the stride changes, else identity), then ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 reduction: int = SE_REDUCTION):
+        super().__init__()
+        self.conv1 = ConvBN(in_channels, out_channels, 3, stride=stride)
+        self.conv2 = ConvBN(out_channels, out_channels, 3, relu=False)
+        self.se = SEBlock(out_channels, reduction)
+        self.projection = (ConvBN(in_channels, out_channels, 1, stride=stride, relu=False)
+                           if in_channels != out_channels or stride != 1 else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.projection is None else self.projection(x)
+        return F.relu(self.se(self.conv2(self.conv1(x))) + shortcut)
+
+
+class Hourglass(nn.Module):
+    """Newell et al.'s recursive hourglass of ``depth`` levels at ``channels`` channels, one residual
+    block per slot: ``skip`` at this resolution; ``down`` after a 2×2 max-pool; the next level (or,
+    at the bottom, ``inner``); ``up`` after it; nearest-neighbour 2× upsampling added to ``skip``.
+    Input and output have the same shape; the input side must be divisible by 2**depth."""
+
+    def __init__(self, depth: int, channels: int, block=SEResBlock):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"hourglass depth must be at least 1, got {depth}")
+        self.depth = depth
+        self.skip = block(channels, channels)
+        self.down = block(channels, channels)
+        self.inner = Hourglass(depth - 1, channels, block) if depth > 1 else block(channels, channels)
+        self.up = block(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % (1 << self.depth) or x.shape[-2] % (1 << self.depth):
+            raise ValueError(f"hourglass of depth {self.depth} needs sides divisible by {1 << self.depth}, "
+                             f"got {tuple(x.shape[-2:])}")
+        low = self.up(self.inner(self.down(F.max_pool2d(x, 2))))
+        return self.skip(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
+
+    def resolutions(self, side: int) -> list[int]:
+        """The side of the feature map at each level, from ``side`` down to the innermost block's."""
+        return [side >> level for level in range(self.depth + 1)]
