@@ -98,7 +98,7 @@ def test_pose_network_shapes_at_the_papers_size():
     f = out["features"]
     assert f["shallow"].shape == (1, 128, 64, 64)
     assert [t.shape for t in f["stack_features"]] == [(1, 128, 64, 64)] * 2
-    assert f["mask"].shape == (1, 128, 64, 64) and float(f["mask"].min()) >= 0
+    assert f["mask"].shape == (1, 128, 64, 64) and 0 < float(f["mask"].min()) < float(f["mask"].max()) < 1
     assert out["heatmaps"].shape == (1, 2, 14, 64, 64) and out["depth"].shape == (1, 14)
     assert net.regressor.out.in_features == 2048                  # 128 x 4 x 4, as §2.2 choice 5
     assert 10.0e6 < sum(p.numel() for p in net.parameters()) < 10.4e6    # the spec's 10.2 M
@@ -129,12 +129,14 @@ def test_variants_read_what_the_ablation_says():
     f = outs["direct"]["features"]
     assert torch.equal(f["regressor_input"], f["stack_features"][-1])
     f = outs["attention"]["features"]
-    assert torch.allclose(f["regressor_input"], torch.sigmoid(f["stack_features"][-1]) * f["shallow"])
+    assert torch.allclose(f["stack_features"][-1], torch.relu(f["pre_activation"]))
+    assert torch.allclose(f["regressor_input"], torch.sigmoid(f["pre_activation"]) * f["shallow"])
+    assert float(f["mask"].min()) < 0.5 < float(f["mask"].max())   # σ of pre-ReLU features spans (0, 1)
     soft = outs["attention_softmax"]["features"]["mask"]
     assert torch.allclose(soft.sum((-2, -1)), torch.ones(2, 16), atol=1e-4)
     minmax = outs["attention_minmax"]["features"]["mask"]
-    last = outs["attention_minmax"]["features"]["stack_features"][-1]
-    varying = last.amax((-2, -1)) > last.amin((-2, -1))          # (a ReLU can leave a channel all 0)
+    last = outs["attention_minmax"]["features"]["pre_activation"]
+    varying = last.amax((-2, -1)) > last.amin((-2, -1))
     assert float(minmax.amin((-2, -1)).max()) == 0.0 and varying.any()
     assert torch.allclose(minmax.amax((-2, -1))[varying], torch.ones(int(varying.sum())))
     assert outs["plain"]["joints"].shape == (2, 14, 3) and "heatmaps" not in outs["plain"]
@@ -144,9 +146,11 @@ def test_paired_init_shares_the_common_layers():
     torch.manual_seed(3)
     a = L.build("attention", image_size=64, width=16)
     torch.manual_seed(3)
-    b = L.build("direct", image_size=64, width=16)
+    b = L.build("plain", image_size=64, width=16)         # another module tree: only shallow.* is shared
     sa, sb = a.state_dict(), b.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    shared = [k for k in sb if k.startswith("shallow.")]
+    assert shared and all(torch.equal(sa[k], sb[k]) for k in shared)
+    assert not torch.equal(sa["regressor.out.bias"][:14], sb["regressor.out.bias"][:14])
     torch.manual_seed(4)
     c = L.build("attention", image_size=64, width=16)
     assert not torch.equal(sa["shallow.0.conv.weight"], c.state_dict()["shallow.0.conv.weight"])
@@ -180,19 +184,61 @@ def test_com_crop_and_recentre_keep_labels_consistent(batch):
     assert torch.allclose(back["joints_crop"][..., 2], batch["joints_crop"][..., 2], atol=1e-4)
 
 
+class Constant(torch.nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return self.value
+
+
 def test_stage1_perfect_offset_scores_zero(batch):
     loc = L.build("handloc", image_size=64)
+    first = L.com_crop(batch, loc.camera)
+    target = (L.hand_centre(batch) - first["com"].double()) / (first["cube"].double() / 2)
+    loc.offset = Constant(target.float())
+    assert float(L.loss(L.forward(loc, batch), batch)["total"]) < 1e-10
+    loc.eval()
     with torch.no_grad():
-        loc.offset.weight.zero_()
-        loc.offset.bias.zero_()
         out = L.forward(loc, batch)
-    target = (L.hand_centre(out["seen"]) - out["seen"]["com"].double()) / (out["seen"]["cube"].double() / 2)
-    assert float(L.loss(out, batch)["total"]) == pytest.approx(float(target.pow(2).sum(-1).mean()), rel=1e-5)
-    # scored as the labelled hand placed at its centre: each joint's error is the centre's error
+    assert float((out["centre"] - L.hand_centre(batch)).norm(dim=-1).max()) < 1e-3
+    # scored as the labelled hand placed at its centre: each joint's error is the centre's error (here 0)
+    xyz = L.denormalize_joints(out["joints_norm"].double(), batch["com"].double(), batch["cube"].double())
+    assert float((xyz - batch["joints_xyz"].double()).norm(dim=-1).max()) < 1e-2
+    loc.offset = Constant(torch.full_like(target, 0.1).float())           # 0.1 half-cubes off in x, y, z
+    with torch.no_grad():
+        out = L.forward(loc, batch)
     xyz = L.denormalize_joints(out["joints_norm"].double(), batch["com"].double(), batch["cube"].double())
     centre_error = (out["centre"] - L.hand_centre(batch)).norm(dim=-1)
+    assert float(centre_error.min()) > 1.0
     assert torch.allclose((xyz - batch["joints_xyz"].double()).norm(dim=-1), centre_error.unsqueeze(1).expand(-1, 14),
                           atol=1e-3)
+
+
+def test_predictions_do_not_read_labels(batch):
+    torch.manual_seed(0)
+    loc = L.build("handloc", image_size=64).eval()
+    net = L.build("attention", image_size=64, width=16).eval()
+    moved = dict(batch)
+    for key in ("joints", "joints_xyz", "joints_uvd", "joints_crop"):
+        moved[key] = batch[key] + 5.0
+    with torch.no_grad():
+        a, b = L.refine_crop(loc, batch), L.refine_crop(loc, moved)
+        assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["com"], b["com"])
+        pa, pb = L.forward(net, a)["joints_norm"], L.forward(net, b)["joints_norm"]
+    assert torch.equal(pa, pb)
+
+
+def test_staged_forward_under_bf16_autocast(batch):
+    torch.manual_seed(0)
+    loc = L.build("handloc", image_size=64).eval()
+    net = L.build("attention", image_size=64, width=16).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        offset = loc(L.com_crop(batch, loc.camera)["depth"])["offset"]
+        out = L.forward(net, L.refine_crop(loc, batch))
+    assert offset.dtype == torch.float32
+    assert out["joints_norm"].shape == (8, 14, 3) and torch.isfinite(out["joints_norm"]).all()
 
 
 @pytest.mark.parametrize("variant", L.POSE_VARIANTS)
@@ -202,7 +248,10 @@ def test_each_variant_forward_backward(batch, variant):
     terms = L.loss(out, batch)
     terms["total"].backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
-    assert out["joints_norm"].shape == (8, 14, 3) and torch.isfinite(terms["total"])
+    assert "joints_norm" not in out and torch.isfinite(terms["total"])     # training: no decoding
+    net.eval()
+    with torch.no_grad():
+        assert L.forward(net, batch)["joints_norm"].shape == (8, 14, 3)
     expected = {"L_reg", "total"} if variant == "plain" else {"L_det1", "L_det2", "L_reg", "total"}
     assert set(terms) == expected
 
@@ -217,7 +266,7 @@ def test_a_few_steps_lower_the_loss(batch):
         opt.zero_grad()
         terms["total"].backward()
         opt.step()
-        losses.append(float(terms["total"]))
+        losses.append(float(terms["total"].detach()))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -249,3 +298,14 @@ def test_two_stage_run_loads_a_frozen_stage1(tmp_path):
     (stage1,) = load_upstream(get_model_spec("liu").for_variant("attention"), "synthetic", "smoke", 0, "nyu", 64,
                               tmp_path)
     assert not stage1.training and not any(p.requires_grad for p in stage1.parameters())
+
+
+def test_summary_matches_the_specs_sketch():
+    from handlib.models.summary import summarize
+
+    paper = summarize("liu")                       # attention network, the paper's 128 x 128 input
+    assert paper["image_size"] == 128
+    assert abs(paper["params"] / 10.2e6 - 1) < 0.01          # specs/architectures.md §0: 10.2 M
+    assert abs(paper["flops_inference"] / 2 / 10.0e9 - 1) < 0.01   # 10.0 GMAC per frame
+    locator = summarize("liu", "handloc")
+    assert locator["params"] < 0.1 * paper["params"]
