@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handlib.data.crop import depth_to_mm, uncrop_joints
+from handlib.data.crop import center_of_mass, depth_to_mm, uncrop_joints
 from handlib.data.registry import convention_camera
 from handlib.geometry import (Camera, get_camera, normalize_joints, denormalize_joints,
                               transform_points_2d, uvd_to_xyz)
@@ -272,12 +272,12 @@ def decode_heatmaps(heatmaps: torch.Tensor, image_size: int) -> torch.Tensor:
     """(B, J, H, W) maps → (B, J, 2) crop pixels (u, v): the argmax cell plus Newell's quarter-cell
     shift toward the larger neighbour along each axis, mapped back by (m + ½)·S/H − ½."""
     b, j, h, w = heatmaps.shape
-    maps = heatmaps.detach().float()
-    index = maps.flatten(2).argmax(-1)
+    flat = heatmaps.detach().float().flatten(2)
+    index = flat.argmax(-1)
     y, x = index // w, index % w
 
     def at(yy, xx):
-        return maps.flatten(2).gather(-1, (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).unsqueeze(-1)).squeeze(-1)
+        return flat.gather(-1, (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).unsqueeze(-1)).squeeze(-1)
 
     dx = 0.25 * torch.sign(at(y, x + 1) - at(y, x - 1))
     dy = 0.25 * torch.sign(at(y + 1, x) - at(y - 1, x))
@@ -302,20 +302,14 @@ def _reference(batch: dict):
 # --- the crops: CoM-centred (stage 1's input) and refined (stage 2's) ------------------------------
 
 def pixel_centre_of_mass(batch: dict, camera: Camera) -> torch.Tensor:
-    """(B, 3) camera mm: the centre of mass of each crop's hand pixels (mean u, v and depth, as
-    DeepPrior's detector takes it), back through the inverse crop; the crop centre where no pixel."""
+    """(B, 3) camera mm: the centre of mass of each crop's hand pixels (mean u, v and depth, DeepPrior's
+    ``calculateCoM``), back through the inverse crop; the crop centre where no pixel."""
     depth = batch["depth"][:, 0].double()
-    b, s = depth.shape[0], depth.shape[-1]
-    hand = (depth < BACKGROUND).double()
-    count = hand.sum((-2, -1))
-    grid = torch.arange(s, dtype=torch.float64, device=depth.device)
-    mm = depth_to_mm(depth, batch["com"][:, 2], batch["cube"][:, 2])
-    safe = count.clamp(min=1)
-    u = (hand * grid.view(1, 1, s)).sum((-2, -1)) / safe
-    v = (hand * grid.view(1, s, 1)).sum((-2, -1)) / safe
-    d = (hand * mm).sum((-2, -1)) / safe
-    uv = transform_points_2d(torch.stack((u, v, d), -1).unsqueeze(1), torch.linalg.inv(batch["transform"].double()))
-    com = uvd_to_xyz(uv[:, 0], camera)
+    hand_mm = depth_to_mm(torch.where(depth < BACKGROUND, depth, torch.ones_like(depth)),
+                          batch["com"][:, 2], batch["cube"][:, 2])              # background -> 0 mm
+    com_crop, count = center_of_mass(hand_mm, min_depth=0.0, max_depth=math.inf)
+    uvd = transform_points_2d(com_crop.unsqueeze(1), torch.linalg.inv(batch["transform"].double()))
+    com = uvd_to_xyz(uvd[:, 0], camera)
     return torch.where((count > 0).unsqueeze(-1), com, batch["com"].double())
 
 
