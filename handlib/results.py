@@ -51,7 +51,11 @@ def git_state(repo: Path = REPO_ROOT) -> dict | None:
         def git(*args):
             return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                                   timeout=10, check=True).stdout.strip()
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        diff = git("diff", "HEAD")
+        state = {"commit": git("rev-parse", "HEAD"), "dirty": bool(diff)}
+        if diff:    # which uncommitted change the run came from, so a dirty record is still traceable
+            state["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()[:16]
+        return state
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -104,11 +108,10 @@ def predictions_filename(record: dict) -> str:
     return record_filename(record)[: -len(".json")] + ".npz"
 
 
-def write_predictions(record: dict, pred_xyz, truth_xyz, directory: str | Path | None = None) -> Path:
-    """Write a run's (F, J, 3) test predictions (camera mm) beside its record; returns the path."""
+def _offsets_and_truth(pred_xyz, truth_xyz, directory: Path):
+    """(pred − truth offsets in the stored dtype, the truth file's name), writing the truth once."""
     import numpy as np
 
-    directory = Path(directory) if directory is not None else results_dir(record["profile"])
     truth = np.ascontiguousarray(np.asarray(truth_xyz, dtype=np.float32))
     offset = np.asarray(pred_xyz, dtype=np.float64) - truth
     # float16 keeps ~0.03 mm within ±100 mm; a wild prediction (over 1 m off) is kept in float32.
@@ -116,14 +119,34 @@ def write_predictions(record: dict, pred_xyz, truth_xyz, directory: str | Path |
     truth_name = f"truth-{hashlib.sha256(truth.tobytes()).hexdigest()[:16]}.npz"
     if not (directory / truth_name).is_file():
         _write_npz(directory / truth_name, truth_mm=truth)
+    return offset, truth_name
+
+
+def write_predictions(record: dict, pred_xyz, truth_xyz, directory: str | Path | None = None,
+                      val: tuple | None = None) -> Path:
+    """Write a run's (F, J, 3) test predictions (camera mm) beside its record; returns the path.
+
+    ``val``: the run's (pred, truth) on the validation split too, for choices a chapter must make
+    on validation (a blending weight, say), never on the test frames."""
+    import numpy as np
+
+    directory = Path(directory) if directory is not None else results_dir(record["profile"])
+    offset, truth_name = _offsets_and_truth(pred_xyz, truth_xyz, directory)
+    arrays = {"offset_mm": offset, "truth_file": np.array(truth_name)}
+    if val is not None:
+        arrays["val_offset_mm"], val_truth = _offsets_and_truth(*val, directory)
+        arrays["val_truth_file"] = np.array(val_truth)
     path = directory / predictions_filename(record)
-    _write_npz(path, offset_mm=offset, truth_file=np.array(truth_name))
+    _write_npz(path, **arrays)
     return path
 
 
-def load_predictions(record: dict, directory: str | Path | None = None):
+def load_predictions(record: dict, directory: str | Path | None = None, split: str = "test"):
     """(pred, truth), each a (F, J, 3) float32 torch tensor in camera mm, of a run written by
-    :func:`write_predictions`; FileNotFoundError naming the file when absent."""
+    :func:`write_predictions`; FileNotFoundError naming the file when absent. ``split="val"``: the
+    validation predictions (FileNotFoundError when the run did not store them)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     import numpy as np
     import torch
 
@@ -132,7 +155,11 @@ def load_predictions(record: dict, directory: str | Path | None = None):
     if not path.is_file():
         raise FileNotFoundError(f"no per-frame predictions {path} for record {record_filename(record)}")
     with np.load(path) as saved:
-        offset, truth_name = saved["offset_mm"].astype(np.float32), str(saved["truth_file"])
+        if split == "val" and "val_offset_mm" not in saved:
+            raise FileNotFoundError(f"{path} holds no validation predictions (runs recorded before they "
+                                    "were stored): retrain the run to get them")
+        key = "val_" if split == "val" else ""
+        offset, truth_name = saved[f"{key}offset_mm"].astype(np.float32), str(saved[f"{key}truth_file"])
     with np.load(directory / truth_name) as saved:
         truth = saved["truth_mm"]
     return torch.from_numpy(truth + offset), torch.from_numpy(truth.copy())

@@ -252,19 +252,26 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     if selection == "best_val" and result.best_state is not None:
         net.load_state_dict(result.best_state)
     record = _test_and_record(spec, net, splits["test"], infer, result, recipe, config, meta, selection,
-                              seed, out, ctx, channels_last, write_results, results_dir)
+                              seed, out, ctx, channels_last, write_results, results_dir, splits["val"],
+                              Path(runs_root))
     return record, result, net
 
 
+def _portable(out: Path, runs_root: Path) -> str:
+    """The run folder as the record keeps it: relative to the runs root (no machine's own path)."""
+    out, runs_root = Path(out).resolve(), Path(runs_root).resolve()
+    return str(out.relative_to(runs_root)) if out.is_relative_to(runs_root) else out.name
+
+
 def _test_and_record(spec, net, test_set, infer, result, recipe, config, meta, selection, seed, out, ctx,
-                     channels_last, write_results, results_dir) -> dict:
+                     channels_last, write_results, results_dir, val_set=None, runs_root: Path = Path(".")) -> dict:
     """Evaluate the selected weights on the test split; write the record and its predictions (rank 0)."""
     from handlib.metrics import joint_errors, mean_error
     from handlib.results import make_record, write_predictions, write_record
     from handlib.train import evaluate, predict_xyz
 
     batch = recipe.batch_size // ctx.world_size
-    predictions = None
+    predictions = val_predictions = None
     if ctx.distributed:     # every process scores its share; rank 0 alone keeps per-frame predictions
         test = evaluate(net, spec.predict, test_set, forward=infer, channels_last=channels_last, batch_size=batch)
         if ctx.is_main and write_results:
@@ -274,13 +281,16 @@ def _test_and_record(spec, net, test_set, infer, result, recipe, config, meta, s
         predictions = predict_xyz(net, spec.predict, test_set, forward=infer, batch_size=batch,
                                   channels_last=channels_last)
         test = {"mean_error_mm": mean_error(joint_errors(*predictions)), "frames": predictions[0].shape[0]}
+        if val_set is not None and write_results:
+            val_predictions = predict_xyz(net, spec.predict, val_set, forward=infer, batch_size=batch,
+                                          channels_last=channels_last)
     record = make_record(chapter=spec.chapter, model=spec.name, variant=meta["variant"],
                          dataset=meta["dataset"], convention=meta["convention"], profile=meta["profile"],
                          seed=seed, result=result, test_metrics=test, recipe=recipe, selection=selection,
-                         extra={"world_size": ctx.world_size, "out": str(out),
+                         extra={"world_size": ctx.world_size, "out": _portable(out, runs_root),
                                 "augmentation": meta["augmentation"], "model_init": meta["model_init"]},
                          config=config, config_hash=config_hash(config), stage=config["stage"])
     if ctx.is_main and write_results:
         record["path"] = str(write_record(record, results_dir))
-        write_predictions(record, *predictions, results_dir)
+        write_predictions(record, *predictions, results_dir, val=val_predictions)
     return record

@@ -66,7 +66,11 @@ VARIANT_TABLE = {
     "attention": ("Ours (attention)", "masked", "sigmoid"),
     "attention_softmax": ("Attention, spatial softmax (ours)", "masked", "softmax"),
     "attention_minmax": ("Attention, min-max (ours)", "masked", "minmax"),
+    "attention_detached": ("Attention, L_reg stopped at the mask (probe)", "masked", "sigmoid"),
 }
+# A probe, not the paper's: L_reg's gradient stops at the mask, so the hourglasses learn from the
+# heat-map loss alone (as in the two-branch network) while the regressor still reads M ⊙ F_raw.
+DETACHED_MASK = ("attention_detached",)
 VARIANTS = {key: row[0] for key, row in VARIANT_TABLE.items()}
 POSE_VARIANTS = tuple(v for v in VARIANTS if v != "handloc")
 ABLATION = ("plain", "two_branch", "direct", "attention")     # Fig. 3a/b
@@ -183,7 +187,8 @@ class LiuPoseNet(nn.Module):
         elif self.reads == "hourglass":
             regressor_input = last
         else:                                  # F_reg = M ⊙ F_raw, M from the last stack's features before ReLU
-            features["mask"] = mask = normalise_mask(pre_activation, self.mask)
+            source = pre_activation.detach() if self.variant in DETACHED_MASK else pre_activation
+            features["mask"] = mask = normalise_mask(source, self.mask)
             regressor_input = mask * shallow
         out["heatmaps"] = torch.stack(maps, dim=1)
         out["depth"] = self.regressor(regressor_input)
