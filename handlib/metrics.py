@@ -36,6 +36,19 @@ def joint_errors(pred_xyz, gt_xyz) -> torch.Tensor:
     return torch.linalg.vector_norm(pred - gt, dim=-1)
 
 
+def error_components(pred_xyz, gt_xyz) -> dict[str, torch.Tensor]:
+    """Each joint's error split by direction, all (F, J) mm: ``"xyz"`` (the 3D distance, as
+    :func:`joint_errors`), ``"xy"`` (in the image plane: a 2D detection error) and ``"z"``
+    (|Δ depth|: a depth-reading error). xyz² = xy² + z² for every joint."""
+    pred, gt = _as_f64(pred_xyz), _as_f64(gt_xyz)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != ground truth shape {tuple(gt.shape)}")
+    delta = pred - gt
+    return {"xyz": torch.linalg.vector_norm(delta, dim=-1),
+            "xy": torch.linalg.vector_norm(delta[..., :2], dim=-1),
+            "z": delta[..., 2].abs()}
+
+
 def as_frames(errors: torch.Tensor) -> torch.Tensor:
     """(..., J) errors -> (F, J): every leading axis is frames (clips (N, T, J) become N*T frames), so
     no metric ever reduces over time instead of over frames."""

@@ -26,6 +26,8 @@ from matplotlib.ticker import MaxNLocator
 from handlib.joints import JointConvention, get_convention
 from handlib.metrics import DEFAULT_THRESHOLDS_MM, SUCCESS_VARIANTS, per_joint_error, success_curve
 
+# One colour map for depth crops in every chapter (near = dark, far = light; background at +1).
+DEPTH_CMAP = "viridis"
 _LINESTYLES = ("-", "--", ":", "-.")
 _HATCHES = ("", "//", "..", "xx")
 
@@ -157,6 +159,31 @@ def per_joint_errors(errors: Mapping[str, object], joint_names: Sequence[str], a
     ax.set(ylabel="mean error (mm)", title=title or "per-joint error")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, ncol=1 if len(errors) <= 8 else 2)
+    return fig
+
+
+# --- paired effects -----------------------------------------------------------------------------
+
+def paired_effects(effects, ax=None, *, title: str | None = None, datasets: Sequence[str] = ("NYU", "ICVL")):
+    """A :func:`handlib.report.paired_effects` table as a picture: each effect's mean paired
+    difference (mm) with its 95 % t interval, its seeds' own differences as dots, and the paper's
+    differences (columns ``"paper NYU"`` ...) as markers. Negative = the first variant is better."""
+    fig, ax = _figure_axes(ax, (6.5, 0.55 * len(effects) + 1.4))
+    y = np.arange(len(effects))[::-1]
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.errorbar(effects["diff"], y, xerr=np.vstack([effects["diff"] - effects["ci_low"],
+                                                      effects["ci_high"] - effects["diff"]]),
+                fmt="o", color="C0", capsize=3, label="ours: mean, 95 % interval")
+    for yi, seeds in zip(y, effects["per_seed"]):
+        ax.plot(seeds, [yi - 0.15] * len(seeds), "|", color="C0", alpha=0.7, ms=8)
+    for marker, dataset in zip(("D", "s", "^"), datasets):
+        column = f"paper {dataset}"
+        if column in effects and effects[column].notna().any():
+            ax.plot(effects[column], y, marker, color="C3", mfc="none", label=f"paper, {dataset}")
+    ax.set_yticks(y, list(effects.index), fontsize=8)
+    ax.set(xlabel="paired difference, first minus second (mm)", title=title or "paired effects")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, loc="best")
     return fig
 
 

@@ -19,8 +19,13 @@ Statistics, stated once:
 * The **unpaired** standard error sqrt(s_a²/n_a + s_b²/n_b) (Welch's) treats the two variants'
   runs as independent; it is shown beside the paired one for comparison, computed on the same
   paired seeds.
-* An effect "reproduces" when it has the expected sign and |mean(d)| > 2 SE (about a 95 % normal
-  interval excluding 0); see :func:`verdict`.
+* The test is the **paired t test**: t = mean(d) / SE with n − 1 degrees of freedom, two-sided p
+  value, and the 95 % interval mean(d) ± t₀.₉₇₅,ₙ₋₁ · SE. At 3 seeds (2 degrees of freedom) the
+  critical value is 4.30, not the normal 1.96: "beyond two standard errors" is no 5 % test at
+  that n. ``p_holm`` adjusts the p values of one table's effects for testing them together
+  (Holm's step-down method).
+* An effect "reproduces" when it has the expected sign and p < ``ALPHA`` (0.05); see :func:`verdict`
+  and :func:`rule_sentence`, the sentence every chapter glues once beside its effects table.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from handlib.results import metric_value, summarize
 PAPER_TABLES = REPO_ROOT / "data" / "paper_tables.csv"
 DEFAULT_METRIC = "test.mean_error_mm"
 
+ALPHA = 0.05
 YES = "yes"
 SAME_SIGN = "same sign, within noise"
 OPPOSITE_SIGN = "no: opposite sign, within noise"
@@ -147,29 +153,87 @@ def _missing(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def verdict(diff: float, se: float | None, paper_diff: float | None = None, *,
+def t_test(per_seed: Sequence[float]) -> dict:
+    """The paired t test of differences ``per_seed`` against 0: {diff, se, t, dof, p, ci_low,
+    ci_high} (95 % interval). Fewer than two differences: se, t, p and the interval are NaN. All
+    differences equal and non-zero: se 0, p 0 (the interval is the point)."""
+    from scipy import stats
+
+    d = np.asarray(per_seed, dtype=float)
+    n = len(d)
+    out = {"diff": float(d.mean()) if n else math.nan, "se": math.nan, "t": math.nan, "dof": n - 1,
+           "p": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    if n < 2:
+        return out
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
+    out.update(se=se, ci_low=out["diff"] - half, ci_high=out["diff"] + half)
+    if se == 0:
+        out.update(t=math.copysign(math.inf, out["diff"]) if out["diff"] else math.nan,
+                   p=0.0 if out["diff"] else 1.0)
+    else:
+        out["t"] = out["diff"] / se
+        out["p"] = float(2 * stats.t.sf(abs(out["t"]), n - 1))
+    return out
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p values (NaN stays NaN and is not counted)."""
+    p = np.asarray(p_values, dtype=float)
+    finite = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(len(p), np.nan)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def critical_t(n_pairs: int) -> float:
+    """t₀.₉₇₅ with n − 1 degrees of freedom: how many paired SEs a 5 % two-sided test needs."""
+    from scipy import stats
+
+    return float(stats.t.ppf(1 - ALPHA / 2, n_pairs - 1))
+
+
+def verdict(diff: float, p: float | None, paper_diff: float | None = None, *,
             lower_is_better: bool = True) -> str:
-    """Does an effect ``diff`` (better − worse variant) with standard error ``se`` reproduce?
+    """Does an effect ``diff`` (better − worse variant) with paired-t-test p value ``p`` reproduce?
 
     The expected sign is ``paper_diff``'s when given (non-zero, finite), else negative for a metric
     where lower is better (an error in mm: an improvement lowers it) and positive otherwise.
 
-    * ``"yes"``: the expected sign and |diff| > 2·se;
-    * ``"same sign, within noise"``: the expected sign, |diff| <= 2·se;
-    * ``"no: opposite sign, within noise"``: the other sign (or exactly 0), |diff| <= 2·se;
-    * ``"no: reversed beyond noise"``: the other sign and |diff| > 2·se;
-    * ``"one seed: cannot tell"``: ``se`` is None or NaN (no spread over seeds).
+    * ``"yes"``: the expected sign and p < ALPHA;
+    * ``"same sign, within noise"``: the expected sign, p >= ALPHA;
+    * ``"no: opposite sign, within noise"``: the other sign (or exactly 0), p >= ALPHA;
+    * ``"no: reversed beyond noise"``: the other sign and p < ALPHA;
+    * ``"one seed: cannot tell"``: ``p`` is None or NaN (fewer than two paired seeds).
     """
-    if _missing(se):
+    if _missing(p):
         return ONE_SEED
     if paper_diff is not None and math.isfinite(paper_diff) and paper_diff != 0:
         expected = math.copysign(1.0, paper_diff)
     else:
         expected = -1.0 if lower_is_better else 1.0
-    beyond = abs(diff) > 2 * se
+    beyond = p < ALPHA
     if diff * expected > 0:
         return YES if beyond else SAME_SIGN
     return REVERSED if beyond else OPPOSITE_SIGN
+
+
+def rule_sentence(effects: pd.DataFrame) -> str:
+    """The verdict rule in one sentence, with this table's number of seeds and critical value."""
+    n = int(effects["n_pairs"].max()) if len(effects) else 0
+    if n < 2:
+        return ("With one seed per variant there is no spread over seeds, so no effect can be tested "
+                "(each verdict says so).")
+    return (f"Each effect is the mean over {n} paired seeds of one variant's error minus the other's; it counts "
+            f"as reproduced when it has the paper's sign and a two-sided paired t test rejects \"no effect\" at "
+            f"{ALPHA:.0%} (p < {ALPHA}): with {n - 1} degrees of freedom that needs |diff| above "
+            f"{critical_t(n):.2f} paired standard errors, and the 95 % interval is diff ± {critical_t(n):.2f} SE. "
+            f"The column p_holm corrects the p values for testing the table's {len(effects)} effects together "
+            "(Holm).")
 
 
 def paired_effects(records: Sequence[dict], effects: Sequence[tuple[str, str, str]],
@@ -181,13 +245,14 @@ def paired_effects(records: Sequence[dict], effects: Sequence[tuple[str, str, st
 
     Columns: ``better``, ``worse`` (variants); ``per_seed`` (list of d_s = m(better, s) −
     m(worse, s) over ``seeds``, the seeds both variants have); ``diff`` = mean(d); ``se`` = the
-    paired standard error std(d, ddof 1)/sqrt(n); ``se_unpaired`` = sqrt(s_b²/n + s_w²/n) from the
-    two variants' own std over the same seeds; ``n_pairs``; with ``paper``, ``table`` and
-    ``labels`` (variant -> the paper's method name) the paper's difference per dataset as
-    ``"paper NYU"`` ...; and ``verdict`` (:func:`verdict` of diff and the paired se; its expected
-    sign is the paper's when every paper difference given has the same sign, else
-    ``lower_is_better``'s). With fewer than two pairs both SEs are NaN ("one seed: cannot tell");
-    with none, diff is NaN too.
+    paired standard error std(d, ddof 1)/sqrt(n); ``ci_low``, ``ci_high`` (95 % t interval), ``t``,
+    ``p`` (two-sided paired t test, :func:`t_test`) and ``p_holm`` (Holm over this table's
+    effects); ``se_unpaired`` = sqrt(s_b²/n + s_w²/n) from the two variants' own std over the same
+    seeds; ``n_pairs``; with ``paper``, ``table`` and ``labels`` (variant -> the paper's method
+    name) the paper's difference per dataset as ``"paper NYU"`` ...; and ``verdict`` (:func:`verdict`
+    of diff and p; its expected sign is the paper's when every paper difference given has the same
+    sign, else ``lower_is_better``'s). With fewer than two pairs the SEs, p and interval are NaN
+    ("one seed: cannot tell"); with none, diff is NaN too.
     """
     per_variant = _by_variant_seed(records, metric)
     with_paper = paper is not None and table is not None and labels is not None
@@ -205,9 +270,10 @@ def paired_effects(records: Sequence[dict], effects: Sequence[tuple[str, str, st
         vb = np.array([b[s] for s in seeds], dtype=float)
         d = va - vb
         n = len(seeds)
+        test = t_test(d)
         row = {"better": better, "worse": worse, "per_seed": d.tolist(), "seeds": seeds,
-               "diff": float(d.mean()) if n else math.nan,
-               "se": float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+               "diff": test["diff"], "se": test["se"], "ci_low": test["ci_low"], "ci_high": test["ci_high"],
+               "t": test["t"], "p": test["p"],
                "se_unpaired": (float(math.sqrt(va.var(ddof=1) / n + vb.var(ddof=1) / n)) if n > 1 else math.nan),
                "n_pairs": n}
         paper_diffs = []
@@ -220,9 +286,12 @@ def paired_effects(records: Sequence[dict], effects: Sequence[tuple[str, str, st
                     paper_diffs.append(pb - pw)
         signs = {math.copysign(1.0, p) for p in paper_diffs}
         expected = paper_diffs[0] if len(signs) == 1 else None
-        row["verdict"] = verdict(row["diff"], row["se"], expected, lower_is_better=lower_is_better)
+        row["verdict"] = verdict(row["diff"], row["p"], expected, lower_is_better=lower_is_better)
         rows.append(row)
-    columns = ["better", "worse", "diff", "se", "se_unpaired", "n_pairs", "seeds", "per_seed"]
+    for row, adjusted in zip(rows, holm([row["p"] for row in rows])):
+        row["p_holm"] = adjusted
+    columns = ["better", "worse", "diff", "se", "ci_low", "ci_high", "t", "p", "p_holm", "se_unpaired",
+               "n_pairs", "seeds", "per_seed"]
     if with_paper:
         columns += [f"paper {d}" for d in datasets]
     columns.append("verdict")
@@ -236,8 +305,8 @@ def _count(n: int, singular: str, plural: str) -> str:
 
 def verdict_sentence(effects: pd.DataFrame) -> str:
     """One plain sentence counting :func:`paired_effects`' verdicts, e.g. "Of the paper's 4
-    improvements, 1 reproduces beyond the seed spread, 2 point the same way within the noise,
-    1 does not reproduce." ("no: ..." verdicts count as not reproducing.)"""
+    improvements, 1 reproduces (p < 0.05), 2 point the same way within the noise and 1 does not
+    reproduce." ("no: ..." verdicts count as not reproducing.)"""
     verdicts = list(effects["verdict"])
     total = len(verdicts)
     noun = "improvement" if total == 1 else "improvements"
@@ -245,13 +314,49 @@ def verdict_sentence(effects: pd.DataFrame) -> str:
     if total and one_seed == total:
         return (f"One seed per variant: the spread over seeds is unknown, so none of the paper's {total} "
                 f"{noun} can be judged.")
-    parts = [_count(verdicts.count(YES), "reproduces beyond the seed spread", "reproduce beyond the seed spread"),
+    parts = [_count(verdicts.count(YES), "reproduces (p < 0.05)", "reproduce (p < 0.05)"),
              _count(verdicts.count(SAME_SIGN), "points the same way within the noise",
                     "point the same way within the noise"),
              _count(sum(v.startswith("no") for v in verdicts), "does not reproduce", "do not reproduce")]
     if one_seed:
         parts.append(_count(one_seed, "has one seed and cannot be judged", "have one seed and cannot be judged"))
     return f"Of the paper's {total} {noun}, {', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}."
+
+
+# --- where the error comes from ----------------------------------------------------------------
+
+def error_decomposition(predictions: dict, labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Each variant's mean error split into its in-plane (x, y) part and its depth (|Δz|) part.
+
+    ``predictions`` maps a variant to its runs' (pred, truth) pairs, (F, J, 3) camera mm each, one
+    per seed (a chapter's ``grid.predictions`` regrouped, or a dict {(variant, seed): (pred, truth)},
+    which is regrouped here). One row per variant (``labels`` renames and orders them), with the
+    mean over seeds and the seed std (ddof 1) of: ``error_3d`` (the reported mean error),
+    ``error_xy`` and ``error_z`` (mean over frames and joints of each component, mm), and ``n``."""
+    from handlib.metrics import error_components
+
+    if predictions and all(isinstance(k, tuple) for k in predictions):
+        grouped: dict = {}
+        for (variant, _seed), pair in sorted(predictions.items(), key=lambda kv: str(kv[0])):
+            grouped.setdefault(variant, []).append(pair)
+        predictions = grouped
+    order = list(labels) if labels else list(predictions)
+    rows = []
+    for variant in order:
+        if variant not in predictions:
+            raise ValueError(f"error_decomposition: no predictions of variant {variant!r}; have {sorted(predictions)}")
+        per_seed = []
+        for pred, truth in predictions[variant]:
+            parts = error_components(pred, truth)
+            per_seed.append([float(parts[k].reshape(-1, parts[k].shape[-1]).mean(0).mean()) for k in ("xyz", "xy", "z")])
+        values = np.array(per_seed)
+        row = {"variant": labels.get(variant, variant) if labels else variant}
+        for i, name in enumerate(("error_3d", "error_xy", "error_z")):
+            row[name] = float(values[:, i].mean())
+            row[f"{name}_std"] = float(values[:, i].std(ddof=1)) if len(values) > 1 else math.nan
+        row["n"] = len(values)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
 
 
 # --- how far from converged ---------------------------------------------------------------------

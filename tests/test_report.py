@@ -80,26 +80,72 @@ def test_paper_vs_ours_missing_variant_dataset_and_bad_label():
 
 # --- verdict ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("diff, se, paper_diff, expected", [
-    (-1.0, 0.4, None, "yes"),                               # improvement beyond 2 SE
-    (-0.7, 0.4, None, "same sign, within noise"),
-    (0.7, 0.4, None, "no: opposite sign, within noise"),
-    (1.0, 0.4, None, "no: reversed beyond noise"),
-    (-0.8, 0.4, None, "same sign, within noise"),          # exactly 2 SE is not beyond
-    (0.0, 0.4, None, "no: opposite sign, within noise"),
+@pytest.mark.parametrize("diff, p, paper_diff, expected", [
+    (-1.0, 0.01, None, "yes"),                               # an improvement, p < 0.05
+    (-0.7, 0.2, None, "same sign, within noise"),
+    (0.7, 0.2, None, "no: opposite sign, within noise"),
+    (1.0, 0.01, None, "no: reversed beyond noise"),
+    (-0.8, 0.05, None, "same sign, within noise"),           # p = 0.05 exactly is not below 5 %
+    (0.0, 1.0, None, "no: opposite sign, within noise"),
     (-5.0, None, None, "one seed: cannot tell"),
     (-5.0, float("nan"), None, "one seed: cannot tell"),
-    (1.0, 0.4, 2.5, "yes"),                                  # the paper's effect is an increase
-    (-1.0, 0.4, 2.5, "no: reversed beyond noise"),
-    (-1.0, 0.4, 0.0, "yes"),                                 # a zero paper effect gives no sign
+    (1.0, 0.01, 2.5, "yes"),                                  # the paper's effect is an increase
+    (-1.0, 0.01, 2.5, "no: reversed beyond noise"),
+    (-1.0, 0.01, 0.0, "yes"),                                 # a zero paper effect gives no sign
 ])
-def test_verdict_cases(diff, se, paper_diff, expected):
-    assert report.verdict(diff, se, paper_diff) == expected
+def test_verdict_cases(diff, p, paper_diff, expected):
+    assert report.verdict(diff, p, paper_diff) == expected
 
 
 def test_verdict_for_a_higher_is_better_metric():
-    assert report.verdict(1.0, 0.4, lower_is_better=False) == "yes"
-    assert report.verdict(-1.0, 0.4, lower_is_better=False) == "no: reversed beyond noise"
+    assert report.verdict(1.0, 0.01, lower_is_better=False) == "yes"
+    assert report.verdict(-1.0, 0.01, lower_is_better=False) == "no: reversed beyond noise"
+
+
+def test_t_test_matches_scipy_and_three_seeds_need_4_30_standard_errors():
+    from scipy import stats
+
+    d = [-1.0, -0.2, -0.9]
+    test = report.t_test(d)
+    reference = stats.ttest_rel([1.0, 2.0, 3.0], [2.0, 2.2, 3.9])   # the same differences
+    assert test["t"] == pytest.approx(reference.statistic) and test["p"] == pytest.approx(reference.pvalue)
+    assert report.critical_t(3) == pytest.approx(4.3027, abs=1e-4)
+    assert test["ci_high"] - test["diff"] == pytest.approx(4.3027 * test["se"], rel=1e-4)
+    assert report.t_test([-1.0, -1.0, -1.0])["p"] == 0.0 and math.isnan(report.t_test([-1.0])["p"])
+
+
+def test_verdict_at_three_seeds_needs_the_t_critical_value():
+    # diff / SE = 3: "beyond two standard errors", yet short of 4.30 SE at 2 degrees of freedom.
+    d = np.array([-1.0, -2.0, -3.0]) + 2.0 - 3.0 * (1.0 / math.sqrt(3))     # mean -3/sqrt(3), SE 1/sqrt(3)
+    test = report.t_test(d)
+    assert abs(test["t"]) == pytest.approx(3.0) and 0.05 < test["p"] < 0.1
+    assert report.verdict(test["diff"], test["p"]) == "same sign, within noise"
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    adjusted = report.holm([0.01, 0.04, float("nan"), 0.03])
+    assert adjusted[0] == pytest.approx(0.03) and adjusted[3] == pytest.approx(0.06)
+    assert adjusted[1] == pytest.approx(0.06) and math.isnan(adjusted[2])
+
+
+def test_rule_sentence_states_the_seed_count_and_critical_value():
+    recs = [record(v, s, 10.0 + s + (v == "b") * 0.1 * (s + 1)) for v in "ab" for s in range(3)]
+    e = report.paired_effects(recs, [("x", "a", "b")])
+    sentence = report.rule_sentence(e)
+    assert "3 paired seeds" in sentence and "4.30" in sentence and "2 degrees of freedom" in sentence
+
+
+def test_error_decomposition_splits_in_plane_and_depth():
+    import torch
+
+    truth = torch.zeros(4, 2, 3)
+    a = truth.clone(); a[..., 0] = 3.0; a[..., 2] = 4.0          # xy 3, z 4, 3D 5
+    b = truth.clone(); b[..., 1] = 6.0; b[..., 2] = 8.0          # xy 6, z 8, 3D 10
+    table = report.error_decomposition({("v", 0): (a, truth), ("v", 1): (b, truth), ("w", 0): (a, truth)})
+    assert table.loc["v", "error_3d"] == pytest.approx(7.5) and table.loc["v", "error_xy"] == pytest.approx(4.5)
+    assert table.loc["v", "error_z"] == pytest.approx(6.0) and table.loc["v", "n"] == 2
+    assert table.loc["v", "error_z_std"] == pytest.approx(np.std([4.0, 8.0], ddof=1))
+    assert math.isnan(table.loc["w", "error_3d_std"])
 
 
 # --- paired_effects -----------------------------------------------------------------------------
@@ -135,9 +181,10 @@ def test_paired_effects_use_only_shared_seeds_and_the_paper_difference():
     assert row["diff"] == pytest.approx(-2.5 / 3)
     assert row["se"] == pytest.approx(np.std([-1.0, -0.5, -1.0], ddof=1) / math.sqrt(3))
     assert row["paper NYU"] == pytest.approx(10.57 - 11.17) and row["paper ICVL"] == pytest.approx(8.79 - 9.28)
-    assert row["verdict"] == "yes"                       # -0.83 with SE 0.17
-    assert list(e.columns) == ["better", "worse", "diff", "se", "se_unpaired", "n_pairs", "seeds", "per_seed",
-                               "paper NYU", "paper ICVL", "verdict"]
+    assert row["verdict"] == "yes"                       # -0.83 with SE 0.17: t = -5, p = 0.038
+    assert row["p"] == pytest.approx(0.0377, abs=1e-3)
+    assert list(e.columns) == ["better", "worse", "diff", "se", "ci_low", "ci_high", "t", "p", "p_holm",
+                               "se_unpaired", "n_pairs", "seeds", "per_seed", "paper NYU", "paper ICVL", "verdict"]
 
 
 def test_paired_effects_one_seed_and_errors():
@@ -157,11 +204,11 @@ def test_verdict_sentence_counts_each_kind():
     df = pd.DataFrame({"verdict": ["yes", "same sign, within noise", "same sign, within noise",
                                    "no: reversed beyond noise"]})
     assert report.verdict_sentence(df) == (
-        "Of the paper's 4 improvements, 1 reproduces beyond the seed spread, 2 point the same way within "
+        "Of the paper's 4 improvements, 1 reproduces (p < 0.05), 2 point the same way within "
         "the noise, and 1 does not reproduce.")
     df = pd.DataFrame({"verdict": ["no: opposite sign, within noise", "no: reversed beyond noise", "yes"]})
     assert report.verdict_sentence(df) == (
-        "Of the paper's 3 improvements, 1 reproduces beyond the seed spread, none point the same way within "
+        "Of the paper's 3 improvements, 1 reproduces (p < 0.05), none point the same way within "
         "the noise, and 2 do not reproduce.")
     one = pd.DataFrame({"verdict": ["one seed: cannot tell"] * 2})
     assert "none of the paper's 2 improvements can be judged" in report.verdict_sentence(one)
