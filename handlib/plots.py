@@ -356,7 +356,8 @@ def skeletons_3d(frames: Sequence[Mapping[str, object]], convention: str | Joint
     fig.update_scenes(aspectmode="data", xaxis_title="x (mm)", yaxis_title="y (mm)", zaxis_title="z (mm)",
                       camera_eye={"x": 1.6, "y": 1.6, "z": 1.4})
     fig.update_annotations(font_size=12)
-    top = 20 + 16 * lines + (30 if title else 0)
+    # plotly's toolbar takes the figure's top-right corner: keep the subplot titles below it.
+    top = 44 + 16 * lines + (30 if title else 0)
     fig.update_layout(height=height or 380 * rows + top, margin={"l": 10, "r": 10, "b": 10, "t": top},
                       legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": 0, "yanchor": "top"},
                       title={"text": title, "x": 0.5, "xanchor": "center"} if title else None)
