@@ -4,7 +4,7 @@ The synthetic hands come from ``handlib.synth``, the real datasets from ``handli
 imported only when asked for, so training code does not pull in a renderer it does not use.
 Validation is always a held-out split separate from test: model selection never sees test frames.
 What each dataset is (its loader, conventions, sequences, part labels) is read from
-``handlib.data.registry``.
+``handlib.dataset_registry``.
 
 With ``clip_length=T`` the splits yield clips: the frame sample's fields stacked on a new leading
 time axis (``depth`` (T, 1, S, S), ``joints`` / ``joints_xyz`` / ``joints_uvd`` / ``joints_crop``
@@ -20,7 +20,7 @@ from bisect import bisect_right
 import torch
 from torch.utils.data import Dataset, Subset
 
-from handlib.data.registry import DatasetInfo, dataset_names, get_dataset
+from handlib.dataset_registry import DatasetInfo, dataset_names, get_dataset
 from handlib.sample import evenly_spaced as _evenly_spaced, stack_fields
 from handlib.profiles import Profile, get_profile
 

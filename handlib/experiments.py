@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handlib import results
-from handlib.runs import config_hash, resolve_run, run_config
+from handlib.runs import config_hash, expected_hash, resolve_run, run_config  # noqa: F401 (expected_hash: re-exported)
 
 
 @dataclass
@@ -51,16 +51,6 @@ class Grid:
         return (f"{self.model}, {self.profile} profile, {self.dataset}: {total} runs "
                 f"({len(self.variants)} variants x {len(self.seeds)} seeds), {total - len(self.trained)} "
                 f"loaded from the committed records, {len(self.trained)} trained now")
-
-
-def expected_hash(model: str, variant: str, dataset: str, profile: str, epochs: int | None = None,
-                  augment: bool | None = None, convention: str | None = None) -> str:
-    """The configuration hash a record of this run must carry to be reused."""
-    from handlib.runs import augmentation
-
-    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, epochs)
-    augmented = augmentation(spec, dataset, augment) is not None
-    return config_hash(run_config(spec, variant, dataset, convention, prof, recipe, augmented))
 
 
 def default_runs_root(profile: str) -> Path:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from handlib.data.registry import dataset_names, get_dataset
+from handlib.dataset_registry import dataset_names, get_dataset
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Camera:
         return t
 
 
-# Presets keyed by dataset name, built from handlib.data.registry, the one source.
+# Presets keyed by dataset name, built from handlib.dataset_registry, the one source.
 # The AWESOME evaluation's intrinsics: these define the published numbers.
 EVAL_CAMERAS: dict[str, Camera] = {name: Camera(*get_dataset(name).eval_intrinsics)
                                    for name in dataset_names("evaluable")}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from handlib.data.registry import dataset_names
+from handlib.dataset_registry import dataset_names
 
 PROFILE_NAMES = ("smoke", "book", "full")
-DATASET_NAMES = dataset_names()   # every dataset (handlib.data.registry)
+DATASET_NAMES = dataset_names()   # every dataset (handlib.dataset_registry)
 
 
 @dataclass(frozen=True)

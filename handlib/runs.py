@@ -93,8 +93,6 @@ def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, 
     if spec.test_clips != "windows":
         config["test_clips"] = spec.test_clips
     if spec.upstreams:     # a retrained earlier stage makes its later stages' records stale
-        from handlib.experiments import expected_hash
-
         hashes = [expected_hash(up.model, up.variant, dataset, prof.name) for up in spec.upstreams]
         config["upstream_hash"] = hashes[0] if len(hashes) == 1 else hashes
     return config
@@ -149,11 +147,18 @@ def load_upstream(spec, dataset: str, profile: str, seed: int, convention: str, 
             for up in spec.upstreams]
 
 
+def expected_hash(model: str, variant: str, dataset: str, profile: str, epochs: int | None = None,
+                  augment: bool | None = None, convention: str | None = None) -> str:
+    """The configuration hash a record of this run must carry to be reused (one run's business, so it
+    lives here; :mod:`handlib.experiments` re-exports it for grids)."""
+    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, epochs)
+    augmented = augmentation(spec, dataset, augment) is not None
+    return config_hash(run_config(spec, variant, dataset, convention, prof, recipe, augmented))
+
+
 def _load_stage(consumer, stage, dataset, profile, seed, convention, image_size, runs_root):
     from handlib.models.registry import get_model_spec
     from handlib.train import load_weights
-
-    from handlib.experiments import expected_hash
 
     up = get_model_spec(stage.model)
     variant = stage.variant or up.default_variant

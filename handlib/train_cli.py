@@ -14,12 +14,12 @@ import json
 from dataclasses import replace
 
 from handlib.models.registry import ModelChoices
-from handlib.data.registry import dataset_names
+from handlib.dataset_registry import dataset_names
 from handlib.errors import UsageError
 from handlib.profiles import DATASET_NAMES, PROFILE_NAMES
 from handlib.runs import resolve_run, train_and_record
 
-REAL_DATASETS = dataset_names("real")   # handlib.data.registry
+REAL_DATASETS = dataset_names("real")   # handlib.dataset_registry
 AMP_MODES = ("auto", "off", "bf16", "fp16")   # = handlib.train.AMP_MODES (tests/test_cli_help.py)
 
 

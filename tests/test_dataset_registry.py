@@ -1,4 +1,4 @@
-"""handlib.data.registry is the one list of datasets: every --dataset choice, table and message reads it."""
+"""handlib.dataset_registry is the one list of datasets: every --dataset choice, table and message reads it."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import pytest
 from handlib import geometry, profiles, train_cli
 from handlib.cli import build_parser
 from handlib.data import base, published
-from handlib.data.registry import DATASETS, KINDS, dataset_names, get_dataset
+from handlib.dataset_registry import DATASETS, KINDS, dataset_names, get_dataset
 from handlib.joints import CONVENTIONS
 from test_cli_help import run_python
 
@@ -97,7 +97,7 @@ def test_the_hands2017_refusal_reads_the_title():
 
 
 def test_registry_import_is_light():
-    proc = run_python("import sys\nimport handlib.data.registry\n"
+    proc = run_python("import sys\nimport handlib.dataset_registry\n"
                       "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))\n")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

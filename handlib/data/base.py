@@ -16,14 +16,14 @@ import torch
 from torch.utils.data import Dataset
 
 from handlib.data.crop import center_of_mass, crop_batch, refine_com
-from handlib.data.registry import dataset_names, get_dataset
+from handlib.dataset_registry import dataset_names, get_dataset
 from handlib.geometry import Camera, xyz_to_uvd
 from handlib.joints import get_convention
 from handlib.errors import DatasetFormatError
 
 
 # What each loader reads under its data root: the one description every layout error quotes
-# (titles and layouts live in handlib.data.registry).
+# (titles and layouts live in handlib.dataset_registry).
 DATASET_TITLES = {name: get_dataset(name).title for name in dataset_names("real")}
 EXPECTED_LAYOUT = {name: get_dataset(name).layout for name in dataset_names("real")}
 

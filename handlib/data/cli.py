@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from handlib.data.registry import dataset_names
+from handlib.dataset_registry import dataset_names
 from handlib.errors import UsageError
 
 EVAL_DATASETS = dataset_names("evaluable")

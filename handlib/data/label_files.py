@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handlib.data.registry import DATASETS
+from handlib.dataset_registry import DATASETS
 from handlib.fileio import atomic_write
 from handlib.errors import LabelFileError
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from handlib.data.checksums import SHA256
-from handlib.data.registry import dataset_names, get_dataset
+from handlib.dataset_registry import dataset_names, get_dataset
 from handlib.fileio import sha256_file
 from handlib.data.label_files import read_label_file
 from handlib.errors import PublishedFileMissing

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from handlib.data.crop import center_of_mass, depth_to_mm, uncrop_joints
-from handlib.data.registry import convention_camera
+from handlib.dataset_registry import convention_camera
 from handlib.geometry import (Camera, get_camera, normalize_joints, denormalize_joints,
                               transform_points_2d, uvd_to_xyz)
 from handlib.joints import JointConvention, get_convention

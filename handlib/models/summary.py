@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING
 
 from handlib.models.registry import ModelChoices
-from handlib.data.registry import dataset_names
+from handlib.dataset_registry import dataset_names
 
 if TYPE_CHECKING:
     from torch import nn

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from handlib.synth.poses import FAST_MOVES
 from handlib.geometry import (Camera, get_camera, normalize_depth, normalize_joints,
                               transform_points_2d, xyz_to_uvd)
-from handlib.data.registry import convention_camera
+from handlib.dataset_registry import convention_camera
 from handlib.joints import CONVENTIONS, get_convention
 from handlib.synth.cache import cache_root, load_shard, save_shard, shard_path
 from handlib.synth.frames import (check_cube, check_domain, check_size, render_clips,
@@ -29,7 +29,7 @@ from handlib.synth.frames import (check_cube, check_domain, check_size, render_c
 SHARD_FRAMES = 256
 DEPTH_UNITS_PER_MM = 10  # cached depth is uint16 in 0.1 mm
 # Camera whose intrinsics (and y direction) the synthetic frames are expressed in, per convention.
-DEFAULT_CAMERA = {name: convention_camera(name) for name in CONVENTIONS}   # handlib.data.registry
+DEFAULT_CAMERA = {name: convention_camera(name) for name in CONVENTIONS}   # handlib.dataset_registry
 
 
 def _check_common(split, n, seed, cube, what="n"):
