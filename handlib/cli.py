@@ -40,7 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
     for name in BENCH_MODULES:
         importlib.import_module(name).add_bench(bench_sub)
+    parser.epilog = "actions:\n" + "\n".join(
+        f"  {command} {' | '.join(actions)}" for command, actions in _actions(sub).items())
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def _actions(sub) -> dict[str, list[str]]:
+    """Each command that has actions of its own (book run, published fetch...) -> their names."""
+    found = {}
+    for command, parser in sub.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found[command] = list(action.choices)
+    return found
 
 
 

@@ -59,6 +59,13 @@ def test_help_works_for_every_command(capsys):
         assert "usage:" in capsys.readouterr().out
 
 
+def test_top_level_help_lists_each_commands_actions(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "book run | build | assets | check" in out and "published list | fetch" in out
+
+
 def _chapter_notebooks():
     return list(chapters.chapters().values())
 

@@ -234,3 +234,13 @@ def test_fetch_without_network_says_what_is_missing_and_how_to_provide_it(monkey
     assert "python -m handlib published fetch" in message and published.ENV_VAR in message
     assert "Name or service not known" in message
     assert not any(tmp_path.rglob("*.part"))        # nothing half-written
+
+
+def test_a_missing_prediction_file_is_named_before_the_cache(monkeypatch, tmp_path, capsys):
+    """With an empty cache too, the user's missing file is the error, not the ground truth's absence."""
+    from handlib.cli import main
+
+    monkeypatch.setenv("HANDLIB_PUBLISHED_DIR", str(tmp_path))
+    assert main(["evaluate", "nyu", str(tmp_path / "nonexistent.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "nonexistent.txt: file not found (the prediction file" in err and "cache" not in err

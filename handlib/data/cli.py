@@ -6,6 +6,7 @@ the published registry are imported by the commands themselves.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from handlib.dataset_registry import dataset_names
 from handlib.errors import UsageError
@@ -44,6 +45,11 @@ def run_evaluate(args) -> int:
     from handlib.metrics import REPORT_THRESHOLDS_MM, evaluate_uvd
 
     joints = published.EVAL_JOINTS[args.dataset]
+    # The user's own files first: a missing one is the problem, whatever the cache holds.
+    for what, path in (("prediction file", args.pred_file), ("--gt", args.gt)):
+        if path and not Path(path).is_file():
+            raise UsageError(f"{path}: file not found (the {what}: a text file with one line per test frame, "
+                             f"{joints} joints x u v d of {args.dataset})")
     try:
         if args.gt:
             gt = read_label_file(args.gt, joints=joints, dataset=args.dataset)

@@ -205,9 +205,11 @@ def fetch_all(dataset: str | None = None) -> list[Path]:
     from tqdm.auto import tqdm
 
     paths = all_files(dataset)
+    # leave=False: a failed download's message is printed on its own line, not inside a dead bar.
+    bar = tqdm(paths, desc="published files", disable=not missing_files(dataset), leave=False)
     try:
-        return [published_path(p, download=True) for p in tqdm(paths, desc="published files",
-                                                                disable=not missing_files(dataset))]
+        with bar:
+            return [published_path(p, download=True) for p in bar]
     except (urllib.error.URLError, OSError) as err:
         if isinstance(err, PublishedFileMissing):
             raise
