@@ -100,16 +100,17 @@ def add_bench(subparsers) -> None:
 
 def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book", convention=None,
                 data_root="", device=None, amp="auto", compile=False, channels_last=True,
-                num_workers=0, steps=10, batch_size=None, progress=False) -> dict:
+                num_workers=0, steps=10, batch_size=None, progress=False, small_peak=False) -> dict:
     """Measured training throughput of a registered model and how close it runs to the machine's peak.
 
     Two short epochs of real training (the first is warm-up); the second gives ``samples_per_s`` and
     ``data_wait_fraction``. ``train_flops_per_sample`` counts one training step (forward, loss,
     backward) with PyTorch's FLOP counter, and ``roofline_fraction`` = samples/s x that ÷
-    ``matmul_flops_per_s``, a square matmul measured in the same run in the precision the run computes
-    in (bf16 under bf16 autocast, else fp32): the best before and after the timed epochs."""
+    ``peak_flops_per_s``, the best of :data:`handlib.models.bench.PEAK_KERNELS` measured in the same
+    run in the precision the run computes in (bf16 under bf16 autocast, else fp32), before and after
+    the timed epochs (``kernel_flops_per_s`` gives each kernel's rate, ``peak_kernel`` the best)."""
     from handlib.device import cpu_has_native_bf16, cpu_name, pick_device, seed_everything
-    from handlib.models.bench import measure_matmul_flops
+    from handlib.models.bench import measure_peak, merge_peaks
     from handlib.runs import load_splits
     from handlib.train import TrainOptions, fit, resolve_amp
 
@@ -129,10 +130,10 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
                            num_workers=num_workers, progress=progress)
     dev = pick_device(device)
     dtype = resolve_amp(amp, dev)
-    peak = measure_matmul_flops(dev, dtype=dtype)
+    before = measure_peak(dev, dtype=dtype, small=small_peak)
     result = fit(net, spec.loss, spec.predict, splits["train"], splits["val"], recipe, options,
                  spec.forward, spec.selection, spec.inference_forward)
-    peak = max(peak, measure_matmul_flops(dev, dtype=dtype))
+    peak = merge_peaks(before, measure_peak(dev, dtype=dtype, small=small_peak))
     timed = result.history[-1]
     return {"model": model, "variant": variant, "dataset": dataset, "batch_size": recipe.batch_size,
             "steps": steps, "amp": amp, "precision": str(dtype or "float32").removeprefix("torch."),
@@ -142,8 +143,9 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
             # a clip model's sample is a clip of T frames
             "frames_per_sample": spec.clip_length if spec.input_kind == "clip" else 1,
             "frames_per_s": timed["samples_per_s"] * (spec.clip_length if spec.input_kind == "clip" else 1),
-            "train_flops_per_sample": flops, "matmul_flops_per_s": peak,
-            "roofline_fraction": timed["samples_per_s"] * flops / peak}
+            "train_flops_per_sample": flops, **peak,
+            "matmul_flops_per_s": peak["kernel_flops_per_s"]["matmul"],
+            "roofline_fraction": timed["samples_per_s"] * flops / peak["peak_flops_per_s"]}
 
 
 def train_flops_per_sample(spec, net, train_set, batch_size: int) -> int:
@@ -178,6 +180,7 @@ def run_bench_train(args) -> int:
               f"{figures['precision']}: {figures['samples_per_s']:.1f} samples/s, "
               f"{100 * figures['data_wait_fraction']:.1f}% of step time waiting for data")
         print(f"  {figures['train_flops_per_sample'] / 1e9:.2f} GFLOP per training sample; "
-              f"{figures['precision']} matmul {figures['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s; "
+              f"{figures['precision']} peak {figures['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
+              f"({figures['peak_kernel']}); "
               f"roofline fraction {figures['roofline_fraction']:.2f}")
     return 0

@@ -1,8 +1,11 @@
 """``python -m handlib bench infer MODEL``: inference frames/s and the roofline fraction.
 
-roofline fraction = frames/s × FLOPs per frame ÷ fp32 matmul FLOP/s, the last measured in the
-same run on the same device (a square matmul, the best a dense kernel reaches here; its calls
-alternate with the model's so that load from other processes hits both alike). FLOPs per
+roofline fraction = frames/s × FLOPs per frame ÷ the machine's peak, measured in the same run on
+the same device in the same precision: the best FLOP/s of three dense kernels (:data:`PEAK_KERNELS`:
+a square matmul, a 3×3 and a 1×1 channels-last convolution), since on a CPU the library that runs
+convolutions (oneDNN) can be twice as fast as the one that runs matmuls (a matmul alone made
+fractions above 1). The kernels' calls alternate with the model's so that load from other
+processes hits all alike; the JSON gives each kernel's rate and which one set the peak. FLOPs per
 frame are counted on the graph that is timed. The timed model is the paper's network in eval
 mode with BatchNorm folded into the convs (same outputs), channels-last memory layout, and
 only the test-time outputs computed; nothing that changes accuracy.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 import statistics
 import time
 from typing import TYPE_CHECKING
@@ -72,8 +76,8 @@ def matmul_operands(device: torch.device, size: int | None = None, dtype=None):
 
 def measure_matmul_flops(device: torch.device, size: int | None = None,
                          repeats: int = 10, dtype=None) -> float:
-    """Best FLOP/s of a square matmul on ``device`` (in inference mode), fp32 unless ``dtype``
-    (e.g. ``torch.bfloat16``: the peak that a bf16-autocast run should be compared with)."""
+    """Best FLOP/s of a square matmul on ``device`` (in inference mode), fp32 unless ``dtype``.
+    One of the peak kernels only: a roofline divides by :func:`measure_peak`."""
     import torch
 
     with torch.inference_mode():
@@ -81,6 +85,59 @@ def measure_matmul_flops(device: torch.device, size: int | None = None,
         seconds = _time_interleaved({"mm": lambda: torch.mm(a, b)}, device, repeats, warmup=2,
                                     desc=f"{str(a.dtype).removeprefix('torch.')} matmul")["mm"]
     return 2 * a.shape[0] ** 3 / min(seconds)
+
+
+# The kernels the peak is the best of: a network here is convolutions and linear layers.
+PEAK_KERNELS = ("matmul", "conv3x3", "conv1x1")
+
+
+def peak_kernels(device: torch.device, dtype=None, small: bool = False, matmul_size: int | None = None) -> dict:
+    """{name: (call, FLOPs per call)} for :data:`PEAK_KERNELS` in ``dtype`` (fp32 unless given), in
+    inference mode: a square matmul (2048; 8192 on a GPU) and 3×3 / 1×1 convolutions of 256 channels
+    on a (32, 256, 32, 32) channels-last batch (64×64 at batch 64 on a GPU). ``small`` shrinks them
+    (tests; a small kernel runs below the peak, so fractions against it are overestimates);
+    ``matmul_size`` overrides the matmul's side."""
+    import torch
+
+    dtype = dtype or torch.float32
+    gpu = device.type == "cuda"
+    a, b = matmul_operands(device, matmul_size or ((4096 if gpu else 1024) if small else None), dtype)
+    batch, side, channels = (64, 64, 256) if gpu else ((8, 32, 128) if small else (32, 32, 256))
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, channels, side, side, generator=generator).to(device, dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    kernels = {"matmul": (lambda: torch.mm(a, b), 2 * a.shape[0] ** 3)}
+    for k in (3, 1):
+        conv = torch.nn.Conv2d(channels, channels, k, padding=k // 2, bias=False).to(device, dtype)
+        conv = conv.to(memory_format=torch.channels_last).requires_grad_(False)
+        kernels[f"conv{k}x{k}"] = ((lambda conv=conv: conv(x)), 2 * batch * side * side * channels * channels * k * k)
+    return kernels
+
+
+def peak_from_timings(kernels: dict, seconds: dict[str, list[float]]) -> dict:
+    """{"peak_flops_per_s", "peak_kernel", "kernel_flops_per_s": {name: best FLOP/s}} from the
+    interleaved timings of :func:`peak_kernels`' calls."""
+    rates = {name: flops / min(seconds[name]) for name, (_, flops) in kernels.items()}
+    best = max(rates, key=rates.get)
+    return {"peak_flops_per_s": rates[best], "peak_kernel": best, "kernel_flops_per_s": rates}
+
+
+def measure_peak(device: torch.device, dtype=None, repeats: int = 5, small: bool = False) -> dict:
+    """:func:`peak_from_timings` of :func:`peak_kernels` timed on their own (best of ``repeats``)."""
+    import torch
+
+    with torch.inference_mode():
+        kernels = peak_kernels(device, dtype, small)
+        seconds = _time_interleaved({n: k[0] for n, k in kernels.items()}, device, repeats, warmup=1,
+                                    desc="peak kernels")
+    return peak_from_timings(kernels, seconds)
+
+
+def merge_peaks(*peaks: dict) -> dict:
+    """The best rate of each kernel over several :func:`measure_peak` results, and the best of those."""
+    rates = {name: max(p["kernel_flops_per_s"][name] for p in peaks) for name in peaks[0]["kernel_flops_per_s"]}
+    best = max(rates, key=rates.get)
+    return {"peak_flops_per_s": rates[best], "peak_kernel": best, "kernel_flops_per_s": rates}
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, fuse: bool = True,
@@ -119,12 +176,15 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
                         batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 5,
                         device: torch.device | None = None, fuse: bool = True,
                         channels_last: bool = True, image_size: int | None = None,
-                        matmul_size: int | None = None, compile: bool = False) -> dict:
-    """Frames/s per batch size, FLOPs per frame, matmul FLOP/s and roofline fractions.
+                        matmul_size: int | None = None, compile: bool = False, small_peak: bool = False,
+                        profile: str | None = None) -> dict:
+    """Frames/s per batch size, FLOPs per frame, the peak (:data:`PEAK_KERNELS`) and roofline fractions.
 
     A clip model (CADSTN's temporal and fusion networks) runs whole clips: batch b means the fewest
     clips holding b frames (batch 1: one clip of T frames; 64: 64 / T clips), and frames/s counts
-    every frame of them (``frames_b{b}`` says how many a call ran)."""
+    every frame of them (``frames_b{b}`` says how many a call ran). ``profile`` builds the network at
+    that profile's sizes of the model's chapter (its crop and named settings such as a width) instead
+    of the paper's."""
     import torch
 
     from handlib.device import describe_device, pick_device
@@ -134,19 +194,26 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
     spec = spec.for_variant(variant)
-    image_size = image_size or spec.input_size
     frames_per_sample = spec.clip_length if spec.input_kind == "clip" else 1
     infer = spec.inference_forward
     torch.manual_seed(0)
-    model = spec.build(variant=variant, convention=convention, image_size=image_size)
+    if profile is not None:
+        from handlib.profiles import get_profile
+
+        prof = get_profile(profile, spec.chapter, variant)
+        image_size = image_size or prof.image_size
+        model = spec.build_for(variant, convention, replace(prof, image_size=image_size))
+    else:
+        image_size = image_size or spec.input_size
+        model = spec.build(variant=variant, convention=convention, image_size=image_size)
     model = prepare_for_inference(model, device, fuse=fuse, channels_last=channels_last)
     flops_per_frame = count_flops(model, spec.example_input(1, image_size, device), infer) // frames_per_sample
     if compile:      # one graph per batch size: dynamic shapes would cost speed
         model = torch.compile(model, dynamic=False)
-    a, b = matmul_operands(device, matmul_size)
-    matmul_seconds: list[float] = []
+    kernels = peak_kernels(device, small=small_peak or matmul_size is not None, matmul_size=matmul_size)
+    kernel_seconds: dict[str, list[float]] = {name: [] for name in kernels}
     result = {"model": model_name, "variant": variant, "dataset": convention,
-              "device": describe_device(device), "fused_bn": fuse,
+              "device": describe_device(device), "profile": profile, "fused_bn": fuse,
               "channels_last": channels_last, "compiled": compile, "image_size": image_size,
               "frames_per_sample": frames_per_sample, "flops_per_frame": flops_per_frame}
     with torch.inference_mode(), _compile_context(compile), _fp32_context(device):
@@ -156,20 +223,22 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
             if channels_last and inputs["depth"].dim() == 4:
                 inputs["depth"] = inputs["depth"].contiguous(memory_format=torch.channels_last)
             calls = repeats if samples * frames_per_sample > 1 else 10 * repeats   # one frame is fast: more calls
-            seconds = _time_interleaved(
-                {"model": lambda: infer(model, inputs), "mm": lambda: torch.mm(a, b)},
-                device, calls, warmup=2, desc=f"{model_name} batch {batch} (+ matmul)")
-            matmul_seconds += seconds["mm"]
+            # the kernels take turns with the model, a few times per batch size
+            turns = {"model": lambda: infer(model, inputs), **{n: k[0] for n, k in kernels.items()}}
+            seconds = _time_interleaved(turns, device, calls, warmup=2,
+                                        desc=f"{model_name} batch {batch} (+ peak kernels)")
+            for name in kernels:
+                kernel_seconds[name] += seconds[name]
             frames = samples * frames_per_sample
             result[f"frames_b{batch}"] = frames
             result[f"fps_b{batch}"] = frames / min(seconds["model"])
             result[f"fps_b{batch}_median"] = frames / statistics.median(seconds["model"])
-    # The matmul peak is the best over every interleaved call, so all ratios share it.
-    matmul_flops = 2 * a.shape[0] ** 3 / min(matmul_seconds)
-    result["matmul_flops_per_s"] = matmul_flops
+    # The peak is the best kernel over every interleaved call, so all ratios share it.
+    peak = peak_from_timings(kernels, kernel_seconds)
+    result.update(peak, matmul_flops_per_s=peak["kernel_flops_per_s"]["matmul"])
     for batch in batch_sizes:
         result[f"roofline_fraction_b{batch}"] = (result[f"fps_b{batch}"] * flops_per_frame
-                                                 / matmul_flops)
+                                                 / peak["peak_flops_per_s"])
     return result
 
 
@@ -196,7 +265,8 @@ def _run(args) -> int:
         raise UsageError(f"--device: {err}") from None
     result = benchmark_inference(args.model, args.variant, args.dataset, repeats=args.repeats,
                                  device=device, fuse=not args.no_fuse,
-                                 channels_last=not args.no_channels_last, compile=args.compile)
+                                 channels_last=not args.no_channels_last, compile=args.compile,
+                                 profile=args.profile)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -204,7 +274,9 @@ def _run(args) -> int:
           f"{result['fused_bn']}, channels_last {result['channels_last']}, "
           f"compiled {result['compiled']}")
     print(f"  FLOPs / frame (timed graph) {result['flops_per_frame'] / 1e9:.3f} G")
-    print(f"  fp32 matmul                 {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s")
+    rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in result["kernel_flops_per_s"].items())
+    print(f"  fp32 peak                   {result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
+          f"({result['peak_kernel']}; {rates} GFLOP/s)")
     for batch in (1, 64):
         clips = (f" ({result[f'frames_b{batch}'] // result['frames_per_sample']} clip(s) of "
                  f"{result['frames_per_sample']} frames)" if result["frames_per_sample"] > 1 else "")
@@ -219,7 +291,8 @@ def add_bench(subparsers) -> None:
     parser = subparsers.add_parser(
         "infer", help="inference frames/s at batch 1 and 64, and the roofline fraction",
         description="Time a registered model's inference graph (fused BN, channels-last) and "
-                    "compare its FLOP rate with the fp32 matmul FLOP/s measured in the same run.")
+                    "compare its FLOP rate with the machine's fp32 peak measured in the same run "
+                    "(the best of a square matmul and 3x3 / 1x1 channels-last convolutions).")
     parser.add_argument("model", choices=ModelChoices(), help="registered model name")
     parser.add_argument("--variant", default=None, help="model variant (default: the paper's)")
     parser.add_argument("--dataset", choices=CONVENTION_CHOICES, default="nyu",
@@ -228,6 +301,8 @@ def add_bench(subparsers) -> None:
                         help="timed calls at batch 64 (10x as many at batch 1; default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: best)")
+    parser.add_argument("--profile", choices=("smoke", "book", "full"), default=None,
+                        help="build the network at this profile's sizes (default: the paper's)")
     parser.add_argument("--no-fuse", action="store_true", help="keep BatchNorm unfused")
     parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW layout")
     parser.add_argument("--compile", action="store_true",

@@ -1,0 +1,50 @@
+"""The roofline's denominator: the best of a matmul and 3x3 / 1x1 convolutions, measured in the same
+run. No registered model may run above it (a fraction over 1 means the reference is wrong)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from handlib.models import bench
+from handlib.models.registry import MODEL_NAMES
+
+CPU = torch.device("cpu")
+
+
+def test_peak_reports_every_kernel_and_the_best():
+    kernels = bench.peak_kernels(CPU, small=True)
+    assert set(kernels) == set(bench.PEAK_KERNELS)
+    seconds = {"matmul": [2.0, 1.0], "conv3x3": [1.0], "conv1x1": [10.0]}
+    peak = bench.peak_from_timings(kernels, seconds)
+    flops = {name: f for name, (_, f) in kernels.items()}
+    assert peak["kernel_flops_per_s"]["matmul"] == flops["matmul"]        # best of its calls
+    assert peak["peak_kernel"] == max(flops, key=lambda n: flops[n] / min(seconds[n]))
+    merged = bench.merge_peaks(peak, {**peak, "kernel_flops_per_s": {**peak["kernel_flops_per_s"], "conv1x1": 1e18}})
+    assert merged["peak_kernel"] == "conv1x1" and merged["peak_flops_per_s"] == 1e18
+
+
+def test_conv_kernels_count_their_flops():
+    kernels = bench.peak_kernels(CPU, small=True)
+    _, flops = kernels["conv3x3"]
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        kernels["conv3x3"][0]()
+    assert counter.get_total_flops() == flops
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_no_model_runs_above_the_peak(model):
+    """Inference at batch 1 and 4 and training at the smoke size, each against the peak of its run
+    (full-size kernels: a small kernel would understate the peak and hide the problem)."""
+    result = bench.benchmark_inference(model, batch_sizes=(1, 4), repeats=1, device=CPU, profile="smoke")
+    for batch in (1, 4):
+        assert result[f"roofline_fraction_b{batch}"] <= 1.05, (model, batch, result)
+    assert result["peak_kernel"] in bench.PEAK_KERNELS
+
+    from handlib.train_cli import bench_train
+
+    figures = bench_train(model, profile="smoke", steps=2, batch_size=4)
+    assert 0 < figures["roofline_fraction"] <= 1.05, (model, figures)
+    assert set(figures["kernel_flops_per_s"]) == set(bench.PEAK_KERNELS)
