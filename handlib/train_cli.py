@@ -95,6 +95,9 @@ def add_bench(subparsers) -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps (per epoch)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the profile's recipe batch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--profile-ops", action="store_true",
+                   help="instead: where one training step's time goes (torch.profiler, grouped: convolutions, "
+                        "matmuls, norms, element-wise, casts, optimiser step, data)")
     p.set_defaults(func=run_bench_train, profile="book")     # the batch the committed runs train at
 
 
@@ -148,6 +151,28 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
             "roofline_fraction": timed["samples_per_s"] * flops / peak["peak_flops_per_s"]}
 
 
+def run_profile_ops(args) -> int:
+    from handlib.step_profile import profile_training_step
+
+    if args.device not in (None, "cpu"):
+        raise UsageError(f"--profile-ops profiles the CPU step; got --device {args.device}")
+    found = profile_training_step(args.model, variant=args.variant, dataset=args.dataset, profile=args.profile,
+                                  convention=args.convention, data_root=args.data_root, amp=args.amp,
+                                  channels_last=args.channels_last, steps=min(args.steps, 5),
+                                  batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(found))
+        return 0
+    print(f"{found['model']}/{found['variant']} ({found['profile']}, batch {found['batch_size']}, "
+          f"{found['precision']}, {found['threads']} thread(s)): {found['step_ms']:.0f} ms per step")
+    for group, share in found["groups"].items():
+        print(f"  {group:<24} {100 * share:5.1f} %")
+    print("  top operators (ms per step):")
+    for op in found["top_ops"]:
+        print(f"    {op['op']:<40} {op['ms_per_step']:8.1f}  {100 * op['share']:5.1f} %")
+    return 0
+
+
 def train_flops_per_sample(spec, net, train_set, batch_size: int) -> int:
     """FLOPs of one training step (forward, loss, backward) per sample, counted by PyTorch's FLOP
     counter on a batch of ``train_set`` (2 FLOPs per multiply-accumulate; convolutions and matmuls),
@@ -169,6 +194,8 @@ def train_flops_per_sample(spec, net, train_set, batch_size: int) -> int:
 
 
 def run_bench_train(args) -> int:
+    if args.profile_ops:
+        return run_profile_ops(args)
     figures = bench_train(args.model, variant=args.variant, dataset=args.dataset, profile=args.profile,
                           convention=args.convention, data_root=args.data_root, device=args.device,
                           amp=args.amp, compile=args.compile, channels_last=args.channels_last,

@@ -48,3 +48,37 @@ def test_no_model_runs_above_the_peak(model):
     figures = bench_train(model, profile="smoke", steps=2, batch_size=4)
     assert 0 < figures["roofline_fraction"] <= 1.05, (model, figures)
     assert set(figures["kernel_flops_per_s"]) == set(bench.PEAK_KERNELS)
+
+
+def test_operators_fall_into_their_groups():
+    from handlib.step_profile import op_group
+
+    assert op_group("aten::mkldnn_convolution") == op_group("aten::convolution_backward") == "convolutions"
+    assert op_group("aten::addmm") == op_group("aten::mm") == "matmul, linear, LSTM"
+    assert op_group("aten::native_batch_norm_backward") == "norms"
+    assert op_group("aten::_to_copy") == op_group("aten::copy_") == "casts and copies"
+    assert op_group("aten::threshold_backward") == "element-wise and other"
+
+
+def test_group_times_follow_the_region_an_operator_ran_in():
+    from types import SimpleNamespace as Event
+
+    from handlib import step_profile as sp
+
+    step = Event(name=sp.STEP, cpu_parent=None, self_cpu_time_total=0)
+    opt = Event(name=sp.OPTIMISER, cpu_parent=None, self_cpu_time_total=0)
+    events = [step, opt,
+              Event(name="aten::mkldnn_convolution", cpu_parent=step, self_cpu_time_total=3e6),
+              Event(name="aten::mul", cpu_parent=opt, self_cpu_time_total=1e6),      # Adam's arithmetic
+              Event(name="aten::add", cpu_parent=None, self_cpu_time_total=9e6)]     # outside any step
+    seconds = sp.group_times(events)
+    assert seconds["convolutions"] == 3.0 and seconds["optimiser step"] == 1.0
+    assert seconds["element-wise and other"] == 0.0 and list(seconds) == list(sp.GROUPS)
+
+
+def test_profile_ops_shares_sum_to_one():
+    from handlib.step_profile import profile_training_step
+
+    found = profile_training_step("crossinfonet", profile="smoke", steps=1, batch_size=2)
+    assert abs(sum(found["groups"].values()) - 1) < 1e-9 and found["groups"]["convolutions"] > 0
+    assert found["top_ops"] and found["step_ms"] > 0

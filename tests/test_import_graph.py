@@ -25,7 +25,7 @@ LAYERS = (
     # 2: datasets for training, the loop, results records, plots
     ("handlib.datasets", 2), ("handlib.train", 2), ("handlib.results", 2), ("handlib.plots", 2),
     # 3: runs, grids, reports, model tools
-    ("handlib.runs", 3), ("handlib.experiments", 3), ("handlib.report", 3),
+    ("handlib.runs", 3), ("handlib.experiments", 3), ("handlib.report", 3), ("handlib.step_profile", 3),
     ("handlib.models.summary", 3), ("handlib.models.bench", 3),
     # 4: command lines and the book tooling
     ("handlib.cli", 4), ("handlib.train_cli", 4), ("handlib.data.cli", 4), ("handlib.data.bench", 4),
