@@ -35,9 +35,9 @@ def is_background(depth_norm: torch.Tensor, threshold: float = BACKGROUND_THRESH
 
 
 def foreground_mask(depth_norm: torch.Tensor, threshold: float = BACKGROUND_THRESHOLD) -> torch.Tensor:
-    """Boolean mask of the hand (and arm) pixels of a normalised crop: the complement of
-    :func:`is_background`."""
-    return ~is_background(depth_norm, threshold)
+    """Boolean mask of the hand (and arm) pixels of a normalised crop: values < ``threshold``, the
+    complement of :func:`is_background` (a NaN, which no crop holds, would be in neither)."""
+    return depth_norm < threshold
 
 
 def center_of_mass(depth: torch.Tensor, min_depth: float = MIN_DEPTH_MM,
