@@ -180,6 +180,9 @@ def output_problems(nb) -> list[str]:
             elif output.output_type in ("display_data", "execute_result"):
                 data = output.get("data", {})
                 texts += [data.get("text/plain", ""), data.get("text/html", "")]
+                record = data.get("application/papermill.record/text/plain", "")
+                if str(record).startswith("np."):
+                    problems.append(f"cell {i}: a glued numpy scalar {record!r} (a format spec cannot read it)")
                 if "text/html" in data and "<table" in data["text/html"]:
                     for name in _html_tables_all_nan_columns(data["text/html"]):
                         problems.append(f"cell {i}: table column {name!r} is all NaN")
