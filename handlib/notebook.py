@@ -83,6 +83,9 @@ def glue(name: str, value, display: bool = False) -> None:
         from myst_nb import glue as myst_glue
     except ImportError:
         return
+    # A numpy scalar's text is "np.float64(1.5)", which a format spec cannot read: glue the number.
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()
     myst_glue(name, value, display=display)
 
 

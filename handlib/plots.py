@@ -180,10 +180,10 @@ def paired_effects(effects, ax=None, *, title: str | None = None, datasets: Sequ
         column = f"paper {dataset}"
         if column in effects and effects[column].notna().any():
             ax.plot(effects[column], y, marker, color="C3", mfc="none", label=f"paper, {dataset}")
-    ax.set_yticks(y, list(effects.index), fontsize=8)
+    ax.set_yticks(y, list(effects.index), fontsize=9)
     ax.set(xlabel="paired difference, first minus second (mm)", title=title or "paired effects")
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=9, loc="best")
     return fig
 
 

@@ -166,7 +166,7 @@ def t_test(per_seed: Sequence[float]) -> dict:
     if n < 2:
         return out
     se = float(d.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
+    half = critical_t(n) * se
     out.update(se=se, ci_low=out["diff"] - half, ci_high=out["diff"] + half)
     if se == 0:
         out.update(t=math.copysign(math.inf, out["diff"]) if out["diff"] else math.nan,
@@ -333,7 +333,7 @@ def error_decomposition(predictions: dict, labels: dict[str, str] | None = None)
     which is regrouped here). One row per variant (``labels`` renames and orders them), with the
     mean over seeds and the seed std (ddof 1) of: ``error_3d`` (the reported mean error),
     ``error_xy`` and ``error_z`` (mean over frames and joints of each component, mm), and ``n``."""
-    from handlib.metrics import error_components
+    from handlib.metrics import error_components, mean_error
 
     if predictions and all(isinstance(k, tuple) for k in predictions):
         grouped: dict = {}
@@ -348,7 +348,7 @@ def error_decomposition(predictions: dict, labels: dict[str, str] | None = None)
         per_seed = []
         for pred, truth in predictions[variant]:
             parts = error_components(pred, truth)
-            per_seed.append([float(parts[k].reshape(-1, parts[k].shape[-1]).mean(0).mean()) for k in ("xyz", "xy", "z")])
+            per_seed.append([mean_error(parts[k]) for k in ("xyz", "xy", "z")])
         values = np.array(per_seed)
         row = {"variant": labels.get(variant, variant) if labels else variant}
         for i, name in enumerate(("error_3d", "error_xy", "error_z")):

@@ -46,12 +46,14 @@ def package_versions() -> dict:
 
 
 def git_state(repo: Path = REPO_ROOT) -> dict | None:
-    """{"commit", "dirty"} of the checkout the code runs from, or None outside a git checkout."""
+    """{"commit", "dirty"} of the checkout the code runs from (dirty: an uncommitted change outside
+    data/, with ``diff_sha256`` naming it), or None outside a git checkout."""
     try:
         def git(*args):
             return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                                   timeout=10, check=True).stdout.strip()
-        diff = git("diff", "HEAD")
+        # Code only: the records and benchmarks a run writes under data/ are its outputs, not its source.
+        diff = git("diff", "HEAD", "--", ".", ":(exclude)data")
         state = {"commit": git("rev-parse", "HEAD"), "dirty": bool(diff)}
         if diff:    # which uncommitted change the run came from, so a dirty record is still traceable
             state["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()[:16]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from handlib.data.crop import foreground_mask
 from handlib.models import cadstn as C
 from handlib.models.registry import get_model_spec
 from handlib.train import build_optimizer, parameter_groups, set_lr
@@ -293,9 +294,9 @@ def test_augmentation_is_one_rotated_copy_per_frame():
         turned = torch.stack((c * uv[:, 0] - s * uv[:, 1], s * uv[:, 0] + c * uv[:, 1]), -1) + 16.0
         assert torch.allclose(out["joints_crop"][i, :, :2].double(), turned, atol=1e-3)
         # The image turned with the labels: a quarter / half turn of the hand's pixels.
-        hand_before = int((batch["depth"][i] < C.BACKGROUND).sum())
+        hand_before = int(foreground_mask(batch["depth"][i]).sum())
         assert 0 < hand_before < 32 * 32
-        assert abs(int((out["depth"][i] < C.BACKGROUND).sum()) - hand_before) <= 0.1 * hand_before
+        assert abs(int(foreground_mask(out["depth"][i]).sum()) - hand_before) <= 0.1 * hand_before
 
 
 def test_temporal_loss_divides_by_time_only_as_caffe():

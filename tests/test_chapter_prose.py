@@ -82,9 +82,11 @@ def test_output_hygiene_catches_stderr_paths_nan_columns_notices_and_split_stdou
         out("stream", name="stdout", text="cache: /root/.cache/handlib/published\n"),
         out("display_data", data={"text/html": table, "text/plain": "t"}),
         out("stream", name="stdout", text="Not available here: published.\n"),
+        out("display_data", data={"text/plain": "device: CPU (1 threads)"}),
+        out("display_data", data={"application/papermill.record/text/plain": "np.float64(10.2)"}),
     ]))
     text = "\n".join(problems)
     assert "stderr" in text and "machine path" in text and "'recomputed NYU' is all NaN" in text
-    assert "missing-resource notice" in text and "stdout split over 2" in text
+    assert "missing-resource notice" in text and "stdout split over 2" in text and "'1 threads'" in text and "numpy scalar" in text
     clean = prose.output_problems(_nb(outputs=[out("stream", name="stdout", text="CPU (2 threads)\n")]))
     assert clean == []

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from handlib.data.augment import AugmentConfig, augment_batch
-from handlib.data.crop import (center_of_mass, crop_batch, crop_depth, depth_to_mm, refine_com,
-                               uncrop_joints)
-from handlib.geometry import denormalize_joints, get_camera, uvd_to_xyz
+from handlib.data.crop import (BACKGROUND_THRESHOLD, center_of_mass, crop_batch, crop_depth, depth_to_mm,
+                               foreground_mask, is_background, refine_com, uncrop_joints)
+from handlib.geometry import denormalize_joints, get_camera, normalize_depth, uvd_to_xyz
 
 CAM = get_camera("nyu")
 
@@ -164,3 +164,30 @@ def test_refine_com_with_a_hand_sized_window_stays_on_the_hand():
     assert abs(float(refined[0, 2]) - 400.0) < 5
     # window_scale=1 is the papers' step, exactly.
     assert torch.equal(refine_com(depth, start, cube, cam, 5, window_scale=1.0), docom)
+
+
+def test_float32_background_just_below_one_is_background():
+    # A float32 crop's background is (z + C/2 - z) / (C/2): at z = 450.1 mm, C = 250 mm it rounds to
+    # 0.99999976, which the old test (>= 1) took for a hand pixel at the cube's far face.
+    com_z, cube_z = torch.tensor([450.1]), torch.tensor([250.0])
+    crop_mm = torch.zeros(1, 2, 2)
+    crop_mm[0, 0, 0] = 430.0                                    # one hand pixel
+    norm = normalize_depth(crop_mm, com_z, cube_z)
+    background = norm[0, 1, 1]
+    assert background.dtype == torch.float32 and background < 1      # the rounding this test is about
+    assert not bool(background >= 1)                                  # the old test misses it
+    assert is_background(norm).tolist() == [[[False, True], [True, True]]]
+    assert foreground_mask(norm).tolist() == [[[True, False], [False, False]]]
+    mm = depth_to_mm(norm, com_z, cube_z, threshold=BACKGROUND_THRESHOLD)
+    assert mm[0, 1, 1] == 0 and abs(float(mm[0, 0, 0]) - 430.0) < 1e-3
+    # A hand pixel 1 mm before the far face is still foreground.
+    near_face = normalize_depth(torch.full((1, 1, 1), 450.1 + 124.0), com_z, cube_z)
+    assert foreground_mask(near_face).all()
+
+
+def test_depth_to_mm_default_keeps_the_trained_background_test():
+    # The committed training runs re-crop with depth_to_mm's default (only an exact +1 is background);
+    # the default must not change, or their inputs would.
+    norm = torch.tensor([[[0.5, 0.99999976, 1.0]]])
+    mm = depth_to_mm(norm, torch.tensor([400.0]), torch.tensor([250.0]))
+    assert mm[0, 0, 2] == 0 and mm[0, 0, 1] > 0

@@ -256,6 +256,33 @@ def test_each_variant_forward_backward(batch, variant):
     assert set(terms) == expected
 
 
+def _depth_loss_gradients(variant, batch):
+    """The gradient of L_reg alone with respect to every parameter (None where L_reg does not reach it)."""
+    torch.manual_seed(0)
+    net = L.build(variant, image_size=64, width=16)
+    params = dict(net.named_parameters())
+    grads = torch.autograd.grad(L.loss(L.forward(net, batch), batch)["L_reg"], list(params.values()),
+                                allow_unused=True)
+    return {name: g for name, g in zip(params, grads)}
+
+
+def test_detached_mask_keeps_the_depth_loss_out_of_the_hourglasses(batch):
+    detector = ("hourglasses.", "heads.", "merge_features.", "merge_heatmaps.")
+    for variant, reaches in (("attention_detached", False), ("attention", True)):
+        grads = _depth_loss_gradients(variant, batch)
+        hourglass = {n: g for n, g in grads.items() if n.startswith("hourglasses.")}
+        assert hourglass
+        size = sum(float(g.abs().sum()) for g in hourglass.values() if g is not None)
+        if reaches:                          # the paper's attention: L_reg trains the hourglasses
+            assert size > 0
+        else:                                # the probe: no detector parameter hears L_reg
+            assert size == 0.0
+            assert all(g is None or float(g.abs().sum()) == 0.0 for n, g in grads.items() if n.startswith(detector))
+        # both still train the shallow layers and the regressor through M ⊙ F_raw
+        for prefix in ("shallow.", "regressor."):
+            assert sum(float(g.abs().sum()) for n, g in grads.items() if n.startswith(prefix) and g is not None) > 0
+
+
 def test_a_few_steps_lower_the_loss(batch):
     torch.manual_seed(0)
     net = L.build("attention", image_size=64, width=16)

@@ -81,3 +81,24 @@ def test_bad_records_and_filters_name_the_problem(tmp_path):
     with pytest.raises(KeyError, match="no metric 'test.pck'"):
         results.summarize([record(0, 1.0)], metric="test.pck")
     assert results.load_records(tmp_path / "missing") == []
+
+
+def test_git_state_names_code_changes_not_the_runs_own_records(tmp_path):
+    import subprocess
+
+    from handlib.results import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "record.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "init")
+    (tmp_path / "data" / "record.json").write_text('{"new": 1}')       # a run writing its record
+    assert git_state(tmp_path)["dirty"] is False and "diff_sha256" not in git_state(tmp_path)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    state = git_state(tmp_path)
+    assert state["dirty"] is True and len(state["diff_sha256"]) == 16

@@ -55,6 +55,7 @@ NOT_FOR_READERS = [re.compile(p, re.I) for p in (
     r"\breach the bar\b")]
 MACHINE_PATH = re.compile(r"(?<![\w.])(?:/tmp/|/root/|/home/|/work/|/Users/|/var/folders/|[A-Z]:\\\\)")
 NOTICE = re.compile(r"Not available here|\(skipped: needs ")
+BAD_PLURAL = re.compile(r"\b1 threads\b")
 
 
 def markdown_cells(nb):
@@ -179,6 +180,9 @@ def output_problems(nb) -> list[str]:
             elif output.output_type in ("display_data", "execute_result"):
                 data = output.get("data", {})
                 texts += [data.get("text/plain", ""), data.get("text/html", "")]
+                record = data.get("application/papermill.record/text/plain", "")
+                if str(record).startswith("np."):
+                    problems.append(f"cell {i}: a glued numpy scalar {record!r} (a format spec cannot read it)")
                 if "text/html" in data and "<table" in data["text/html"]:
                     for name in _html_tables_all_nan_columns(data["text/html"]):
                         problems.append(f"cell {i}: table column {name!r} is all NaN")
@@ -188,6 +192,8 @@ def output_problems(nb) -> list[str]:
                     problems.append(f"cell {i}: machine path {MACHINE_PATH.search(text).group(0)!r}… in an output")
                 if NOTICE.search(text):
                     problems.append(f"cell {i}: a missing-resource notice in a stored output")
+                if BAD_PLURAL.search(text):
+                    problems.append(f"cell {i}: '1 threads' in an output")
         if stdout > 1:
             problems.append(f"cell {i}: stdout split over {stdout} outputs (print one table per output)")
     return problems

@@ -16,6 +16,29 @@ MAX_DEPTH_MM = 1500.0
 # Last-resort CoM depth when a crop holds no valid pixel (DeepPrior).
 FALLBACK_DEPTH_MM = 300.0
 
+# Background is +1 in a normalised crop only up to float rounding: in float32, (z + C/2 - z) / (C/2)
+# can come out as 0.99999976 or 0.9999937 (the synthetic frames are normalised in float32). A value at
+# or above BACKGROUND_THRESHOLD is background; a hand pixel there would lie within 1e-4 of half a cube
+# (about 0.01 mm for a 250 mm cube) of the cube's far face, which does not occur.
+BACKGROUND_THRESHOLD = 1.0 - 1e-4
+# The test the committed training runs were made with (``depth_to_mm``'s default, used by
+# ``augment.warp_batch``: CrossInfoNet's augmentation, CADSTN's rotated copies, Liu et al.'s re-crops):
+# only an exact +1 is background. Kept so those runs' inputs, and their records, stay as they are.
+EXACT_BACKGROUND = 1.0
+
+
+def is_background(depth_norm: torch.Tensor, threshold: float = BACKGROUND_THRESHOLD) -> torch.Tensor:
+    """Boolean mask of the background pixels of a normalised crop (any shape): values >= ``threshold``.
+
+    The default ``BACKGROUND_THRESHOLD`` counts a float32 background that rounded just below +1."""
+    return depth_norm >= threshold
+
+
+def foreground_mask(depth_norm: torch.Tensor, threshold: float = BACKGROUND_THRESHOLD) -> torch.Tensor:
+    """Boolean mask of the hand (and arm) pixels of a normalised crop: values < ``threshold``, the
+    complement of :func:`is_background` (a NaN, which no crop holds, would be in neither)."""
+    return depth_norm < threshold
+
 
 def center_of_mass(depth: torch.Tensor, min_depth: float = MIN_DEPTH_MM,
                    max_depth: float = MAX_DEPTH_MM) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,10 +180,16 @@ def sample_fields(crop_mm: torch.Tensor, joints_uvd: torch.Tensor, joints_xyz: t
     }
 
 
-def depth_to_mm(depth_norm: torch.Tensor, com_z: torch.Tensor, cube_z: torch.Tensor) -> torch.Tensor:
-    """Inverse of the depth normalisation: (B, ..., S, S) in [-1, 1] -> mm, background (+1) -> 0."""
+def depth_to_mm(depth_norm: torch.Tensor, com_z: torch.Tensor, cube_z: torch.Tensor,
+                threshold: float = EXACT_BACKGROUND) -> torch.Tensor:
+    """Inverse of the depth normalisation: (B, ..., S, S) in [-1, 1] -> mm, background -> 0.
+
+    Background is ``is_background(depth_norm, threshold)``. Pass ``threshold=BACKGROUND_THRESHOLD``
+    for the rounding-safe test. The default (``EXACT_BACKGROUND``: only +1 itself) is the one the
+    committed training runs were made with: there a float32 background of 0.99999976 comes back as a
+    pixel at the cube's far face, which a re-crop that moves the far face back keeps as a wall."""
     shape = (-1,) + (1,) * (depth_norm.dim() - 1)
     z = com_z.reshape(shape).to(torch.float64)
     half = (cube_z.reshape(shape) / 2).to(torch.float64)
     mm = depth_norm.to(torch.float64) * half + z
-    return torch.where(depth_norm >= 1, torch.zeros_like(mm), mm)
+    return torch.where(is_background(depth_norm, threshold), torch.zeros_like(mm), mm)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from handlib.data.crop import foreground_mask
 from handlib.joints import JointConvention, get_convention
 from handlib.models.blocks import named_generator
 from handlib.models.registry import ModelSpec, Upstream, register_model
@@ -45,11 +46,6 @@ OUTPUT_STD = 0.001            # Gaussian filler of the single-frame networks' re
 LSTM_RANGE = 0.01             # uniform filler of the LSTM weights
 
 
-# Background is +1 in the normalised crop, up to float rounding ((z + C/2 - z) / (C/2) can come out as
-# 0.99999976); a hand pixel at the cube's far face (1e-4 of half a cube is about 0.01 mm) does not occur.
-BACKGROUND = 1.0 - 1e-4
-
-
 def slice_volume(depth: torch.Tensor, slices: int = SLICES) -> torch.Tensor:
     """(..., 1, S, S) normalised crops -> (..., ``slices``, S, S) binary slices (the sliced 3D volume).
 
@@ -60,7 +56,7 @@ def slice_volume(depth: torch.Tensor, slices: int = SLICES) -> torch.Tensor:
     if depth.dim() < 3 or depth.shape[-3] != 1:
         raise ValueError(f"depth must have shape (..., 1, S, S), got {tuple(depth.shape)}")
     d = depth[..., 0, :, :]
-    hand = d < BACKGROUND
+    hand = foreground_mask(d)          # background is +1 only up to float rounding
     low = torch.where(hand, d, torch.full_like(d, math.inf)).amin(dim=(-2, -1), keepdim=True)
     high = torch.where(hand, d, torch.full_like(d, -math.inf)).amax(dim=(-2, -1), keepdim=True)
     span = (high - low).clamp(min=1e-12)       # one depth only: every hand pixel in the first bin

@@ -18,7 +18,7 @@ cross_hm    as cross (the released model)                       L_ht, L_bp, L_bf
 
 Heat-map heads (and the finest FPN merge, which feeds only the all-joint heat-map head) are built
 only for the ``*_hm`` variants: without their loss they would be untrained dead weight (0.49 M
-parameters that the spec's "Base 23.51 M" sketch still counts). At test time the released code
+parameters that a Base counted with every released layer, 23.51 M, would still include). At test time the released code
 fetches only the hand output, so TF never runs them; ``forward(with_heatmaps=False)`` does the same.
 """
 from __future__ import annotations

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handlib.data.crop import center_of_mass, depth_to_mm, uncrop_joints
+from handlib.data.crop import center_of_mass, depth_to_mm, foreground_mask, uncrop_joints
 from handlib.dataset_registry import convention_camera
 from handlib.geometry import (Camera, get_camera, normalize_joints, denormalize_joints,
                               transform_points_2d, uvd_to_xyz)
@@ -54,7 +54,6 @@ HEATMAP_SIGMA = 1.0         # map cells
 # (the book profile) ignores a constant scale, SGD's learning rate does not.
 REG_WEIGHT = 100.0
 LOCATOR_WIDTHS = (32, 64, 128, 128)   # hand-location network: stride-2 SE-ResBlocks after its stem
-BACKGROUND = 1.0 - 1e-4     # normalised background is +1 up to float rounding
 MASKS = ("sigmoid", "softmax", "minmax")
 
 # variant id -> (label in the chapter's tables, what the depth regressor reads, mask normalisation)
@@ -310,7 +309,7 @@ def pixel_centre_of_mass(batch: dict, camera: Camera) -> torch.Tensor:
     """(B, 3) camera mm: the centre of mass of each crop's hand pixels (mean u, v and depth, DeepPrior's
     ``calculateCoM``), back through the inverse crop; the crop centre where no pixel."""
     depth = batch["depth"][:, 0].double()
-    hand_mm = depth_to_mm(torch.where(depth < BACKGROUND, depth, torch.ones_like(depth)),
+    hand_mm = depth_to_mm(torch.where(foreground_mask(depth), depth, torch.ones_like(depth)),
                           batch["com"][:, 2], batch["cube"][:, 2])              # background -> 0 mm
     com_crop, count = center_of_mass(hand_mm, min_depth=0.0, max_depth=math.inf)
     uvd = transform_points_2d(com_crop.unsqueeze(1), torch.linalg.inv(batch["transform"].double()))
