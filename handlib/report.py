@@ -387,3 +387,23 @@ def last_doubling(records: Sequence[dict], by: Sequence[str] = ("variant",)) -> 
     out["n"] = grouped.size()
     out["samples"] = out["samples"].astype(int)
     return out
+
+
+def step_profiles(profiles: Sequence[dict], trains: Sequence[dict] = (), labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per profiled training step (``bench train --profile-ops --json``): network, precision,
+    optimiser, milliseconds per step and each group's share of it (%); with ``trains`` (``bench train
+    --json`` results of the same networks and settings) also samples/s and the roofline fraction
+    against the peak of that run's precision."""
+    labels = labels or {}
+    speed = {(t["variant"], t["precision"], t.get("fused_optimizer", False)): t for t in trains}
+    rows = []
+    for p in profiles:
+        key = (p["variant"], p["precision"], p.get("fused_optimizer", False))
+        row = {"network": labels.get(p["variant"], p["variant"]), "precision": p["precision"],
+               "optimiser": "fused" if key[2] else "per-tensor", "ms / step": p["step_ms"]}
+        row |= {f"{group} %": 100 * share for group, share in p["groups"].items()}
+        if key in speed:
+            row |= {"samples/s": speed[key]["samples_per_s"], "roofline fraction": speed[key]["roofline_fraction"],
+                    "peak set by": speed[key]["peak_kernel"]}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["network", "precision", "optimiser"])

@@ -293,7 +293,8 @@ def _test_and_record(spec, net, test_set, infer, result, recipe, config, meta, s
                          dataset=meta["dataset"], convention=meta["convention"], profile=meta["profile"],
                          seed=seed, result=result, test_metrics=test, recipe=recipe, selection=selection,
                          extra={"world_size": ctx.world_size, "out": _portable(out, runs_root),
-                                "augmentation": meta["augmentation"], "model_init": meta["model_init"]},
+                                "augmentation": meta["augmentation"], "model_init": meta["model_init"],
+                                "precision": result.precision},
                          config=config, config_hash=config_hash(config), stage=config["stage"])
     if ctx.is_main and write_results:
         record["path"] = str(write_record(record, results_dir))

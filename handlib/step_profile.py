@@ -59,8 +59,8 @@ def group_times(events) -> dict[str, float]:
 
 
 def profile_training_step(model: str, *, variant=None, dataset="synthetic", profile="book", convention=None,
-                          data_root="", amp="off", channels_last=True, steps=3, batch_size=None,
-                          top: int = 12) -> dict:
+                          data_root="", amp="auto", channels_last=True, steps=3, batch_size=None,
+                          fused_optimizer: bool | None = None, top: int = 12) -> dict:
     """Profile ``steps`` training steps (after one warm-up step) on the CPU; returns the step's wall
     time, each group's share of the profiled self time (``groups``, fractions summing to 1) and the
     ``top`` operators by self time."""
@@ -76,6 +76,8 @@ def profile_training_step(model: str, *, variant=None, dataset="synthetic", prof
         raise UsageError(f"--steps must be at least 1, got {steps}")
     spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, 1)
     recipe = replace(recipe, batch_size=batch_size or recipe.batch_size)
+    if fused_optimizer is not None:
+        recipe = replace(recipe, fused_optimizer=fused_optimizer)
     per_item = spec.clip_length if spec.data == "clip_frames" else 1
     sized = replace(prof, train_frames=-(-(steps + 1) * recipe.batch_size // per_item),
                     val_frames=-(-recipe.batch_size // per_item), test_frames=1)
@@ -86,7 +88,7 @@ def profile_training_step(model: str, *, variant=None, dataset="synthetic", prof
         net = net.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(net, recipe)
     device = torch.device("cpu")
-    dtype = resolve_amp(amp, device)
+    dtype = resolve_amp(amp, device, recipe.precision)
     batches = iter(DataLoader(splits["train"], batch_size=recipe.batch_size, shuffle=False, drop_last=True))
 
     def step():
@@ -116,6 +118,7 @@ def profile_training_step(model: str, *, variant=None, dataset="synthetic", prof
     ranked = sorted(ops.items(), key=lambda kv: -kv[1])[:top]
     return {"model": model, "variant": variant, "profile": profile, "batch_size": recipe.batch_size,
             "precision": str(dtype or "float32").removeprefix("torch."), "channels_last": channels_last,
+            "fused_optimizer": recipe.fused_optimizer,
             "threads": torch.get_num_threads(), "steps": steps, "step_ms": 1000 * wall,
             "groups": {group: s / total for group, s in seconds.items()},
             "top_ops": [{"op": name, "ms_per_step": 1000 * s / steps, "share": s / total} for name, s in ranked]}

@@ -73,9 +73,10 @@ def _multiplier_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     groups = parameter_groups(model, recipe)
+    fused = {"fused": True} if recipe.fused_optimizer else {}
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
-    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, **fused)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, **fused)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -98,7 +99,7 @@ class TrainOptions:
 
     seed: int = 0
     device: str | None = None          # None: handlib.device.pick_device() (cuda:LOCAL_RANK under DDP)
-    amp: str = "auto"                  # auto: bf16 autocast on CUDA, off elsewhere; off | bf16 | fp16
+    amp: str = "auto"                  # auto: autocast on CUDA, the recipe's precision elsewhere; off | bf16 | fp16
     channels_last: bool = False
     compile: bool = False              # torch.compile the network
     num_workers: int = 0
@@ -130,15 +131,17 @@ class TrainResult:
     device: str
     interrupted: bool = False          # stopped by stop_after_step before the last epoch ended
     curve: list[dict] = field(default_factory=list)   # {"step", "samples_seen", "val"} in order
+    precision: str = "float32"         # what the steps computed in: float32, or the autocast dtype
 
 
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None = full precision) for ``amp`` on ``device``."""
+def resolve_amp(amp: str, device: torch.device, precision: str = "fp32") -> torch.dtype | None:
+    """The autocast dtype (None = full precision) for ``amp`` on ``device``; ``"auto"`` follows the
+    recipe's ``precision`` off CUDA (bf16 or none) and autocasts on CUDA."""
     if amp not in AMP_MODES:
         raise ValueError(f"amp={amp!r}: expected one of {', '.join(AMP_MODES)}")
     if amp == "auto":
         if device.type != "cuda":
-            return None
+            return torch.bfloat16 if precision == "bf16" else None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
@@ -265,7 +268,7 @@ class _Run:
         self._check_sizes()
         self.batch_per_process = recipe.batch_size // self.ctx.world_size
         self.steps_per_epoch = len(train_set) // recipe.batch_size  # whole global batches only
-        self.amp_dtype = resolve_amp(options.amp, self.device)
+        self.amp_dtype = resolve_amp(options.amp, self.device, recipe.precision)
         self.show_progress = options.progress and self.ctx.is_main
 
         seed_everything(options.seed + self.ctx.rank)  # dropout / augmentation streams differ per process
@@ -419,7 +422,8 @@ class _Run:
         return stop is not None and self.state["global_step"] >= stop
 
     def result(self, interrupted: bool) -> TrainResult:
-        return _result(self.state, self.best_state, self.start, self.device, interrupted=interrupted)
+        return _result(self.state, self.best_state, self.start, self.device, interrupted=interrupted,
+                       precision=str(self.amp_dtype or torch.float32).removeprefix("torch."))
 
 
 def _train_step(net, model, batch, loss_fn, forward, optimizer, scaler, amp_dtype, recipe) -> dict:
@@ -485,12 +489,13 @@ def _resume(ckpt_dir, meta, model, optimizer, scaler, ctx):
     return state, best_state
 
 
-def _result(state, best_state, start, device, interrupted) -> TrainResult:
+def _result(state, best_state, start, device, interrupted, precision="float32") -> TrainResult:
     history = state["history"]
     return TrainResult(history=history, best=dict(state["best"]),
                        final_val=history[-1]["val"] if history else {}, best_state=best_state,
                        global_step=state["global_step"], wall_s=time.perf_counter() - start,
-                       device=describe_device(device), interrupted=interrupted, curve=list(state["curve"]))
+                       device=describe_device(device), interrupted=interrupted, curve=list(state["curve"]),
+                       precision=precision)
 
 
 def curve_steps(points: int, steps_per_epoch: int, epochs: int) -> set[int]:

@@ -35,7 +35,7 @@ def _add_run_options(parser) -> None:
     parser.add_argument("--data-root", default="", help="folder of a downloaded real dataset")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     parser.add_argument("--amp", default="auto", choices=AMP_MODES,
-                        help="autocast: auto = bf16 on CUDA, off on CPU")
+                        help="autocast: auto = bf16 on CUDA, the recipe's precision (fp32 unless a profile says bf16) on CPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="NHWC activations (default: faster on CPU, see data/bench/crossinfonet-train)")
@@ -94,6 +94,8 @@ def add_bench(subparsers) -> None:
     _add_run_options(p)
     p.add_argument("--steps", type=int, default=10, help="timed steps (per epoch)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the profile's recipe batch")
+    p.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction, default=None,
+                   help="update all parameters in one fused kernel (default: the profile's recipe)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--profile-ops", action="store_true",
                    help="instead: where one training step's time goes (torch.profiler, grouped: convolutions, "
@@ -103,7 +105,8 @@ def add_bench(subparsers) -> None:
 
 def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book", convention=None,
                 data_root="", device=None, amp="auto", compile=False, channels_last=True,
-                num_workers=0, steps=10, batch_size=None, progress=False, small_peak=False) -> dict:
+                num_workers=0, steps=10, batch_size=None, progress=False, small_peak=False,
+                fused_optimizer: bool | None = None) -> dict:
     """Measured training throughput of a registered model and how close it runs to the machine's peak.
 
     Two short epochs of real training (the first is warm-up); the second gives ``samples_per_s`` and
@@ -112,6 +115,8 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
     ``peak_flops_per_s``, the best of :data:`handlib.models.bench.PEAK_KERNELS` measured in the same
     run in the precision the run computes in (bf16 under bf16 autocast, else fp32), before and after
     the timed epochs (``kernel_flops_per_s`` gives each kernel's rate, ``peak_kernel`` the best)."""
+    import torch
+
     from handlib.device import cpu_has_native_bf16, cpu_name, pick_device, seed_everything
     from handlib.models.bench import measure_peak, merge_peaks
     from handlib.runs import load_splits
@@ -121,6 +126,8 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
         raise UsageError(f"--steps must be at least 1, got {steps}")
     spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, 2)
     recipe = replace(recipe, batch_size=batch_size or recipe.batch_size)
+    if fused_optimizer is not None:
+        recipe = replace(recipe, fused_optimizer=fused_optimizer)
     # Counts are of clips when the model trains on clips or on their frames.
     per_item = spec.clip_length if spec.data == "clip_frames" else 1
     sized = replace(prof, train_frames=-(-steps * recipe.batch_size // per_item),
@@ -132,7 +139,7 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
     options = TrainOptions(device=device, amp=amp, compile=compile, channels_last=channels_last,
                            num_workers=num_workers, progress=progress)
     dev = pick_device(device)
-    dtype = resolve_amp(amp, dev)
+    dtype = resolve_amp(amp, dev, recipe.precision)
     before = measure_peak(dev, dtype=dtype, small=small_peak)
     result = fit(net, spec.loss, spec.predict, splits["train"], splits["val"], recipe, options,
                  spec.forward, spec.selection, spec.inference_forward)
@@ -140,6 +147,7 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
     timed = result.history[-1]
     return {"model": model, "variant": variant, "dataset": dataset, "batch_size": recipe.batch_size,
             "steps": steps, "amp": amp, "precision": str(dtype or "float32").removeprefix("torch."),
+            "fused_optimizer": recipe.fused_optimizer, "threads": torch.get_num_threads(),
             "channels_last": channels_last, "compiled": compile, "device": result.device,
             "cpu": cpu_name() if dev.type == "cpu" else None, "cpu_native_bf16": cpu_has_native_bf16(),
             "samples_per_s": timed["samples_per_s"], "data_wait_fraction": timed["data_wait_fraction"],
@@ -147,7 +155,6 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
             "frames_per_sample": spec.clip_length if spec.input_kind == "clip" else 1,
             "frames_per_s": timed["samples_per_s"] * (spec.clip_length if spec.input_kind == "clip" else 1),
             "train_flops_per_sample": flops, **peak,
-            "matmul_flops_per_s": peak["kernel_flops_per_s"]["matmul"],
             "roofline_fraction": timed["samples_per_s"] * flops / peak["peak_flops_per_s"]}
 
 
@@ -159,12 +166,14 @@ def run_profile_ops(args) -> int:
     found = profile_training_step(args.model, variant=args.variant, dataset=args.dataset, profile=args.profile,
                                   convention=args.convention, data_root=args.data_root, amp=args.amp,
                                   channels_last=args.channels_last, steps=min(args.steps, 5),
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size, fused_optimizer=args.fused_optimizer)
     if args.json:
         print(json.dumps(found))
         return 0
+    optimiser = "fused" if found["fused_optimizer"] else "per-tensor"
     print(f"{found['model']}/{found['variant']} ({found['profile']}, batch {found['batch_size']}, "
-          f"{found['precision']}, {found['threads']} thread(s)): {found['step_ms']:.0f} ms per step")
+          f"{found['precision']}, {optimiser} optimiser, {found['threads']} thread(s)): "
+          f"{found['step_ms']:.0f} ms per step")
     for group, share in found["groups"].items():
         print(f"  {group:<24} {100 * share:5.1f} %")
     print("  top operators (ms per step):")
@@ -199,7 +208,8 @@ def run_bench_train(args) -> int:
     figures = bench_train(args.model, variant=args.variant, dataset=args.dataset, profile=args.profile,
                           convention=args.convention, data_root=args.data_root, device=args.device,
                           amp=args.amp, compile=args.compile, channels_last=args.channels_last,
-                          num_workers=args.workers, steps=args.steps, batch_size=args.batch_size)
+                          num_workers=args.workers, steps=args.steps, batch_size=args.batch_size,
+                          fused_optimizer=args.fused_optimizer)
     if args.json:
         print(json.dumps(figures))
     else:

@@ -284,7 +284,7 @@ def test_benchmark_reports_fps_and_roofline_fraction():
                                        device=torch.device("cpu"), matmul_size=256)
     assert {"model", "variant", "dataset", "device", "fused_bn", "channels_last", "compiled", "flops_per_frame",
             "image_size", "frames_per_sample", "frames_b1", "frames_b2",
-            "matmul_flops_per_s", "fps_b1", "fps_b1_median", "fps_b2", "fps_b2_median",
+            "peak_flops_per_s", "peak_kernel", "kernel_flops_per_s", "profile", "fps_b1", "fps_b1_median", "fps_b2", "fps_b2_median",
             "roofline_fraction_b1", "roofline_fraction_b2"} == set(result)
     assert result["image_size"] == 96 and result["frames_b2"] == 2
     for key in ("fps_b1", "fps_b2"):
@@ -293,5 +293,5 @@ def test_benchmark_reports_fps_and_roofline_fraction():
         assert 0 < result[key] < 1.5, key
         batch = int(key[-1])
         assert result[key] == pytest.approx(result[f"fps_b{batch}"] * result["flops_per_frame"]
-                                            / result["matmul_flops_per_s"])
+                                            / result["peak_flops_per_s"])
     assert result["flops_per_frame"] == pytest.approx(0.684e9, rel=0.01)

@@ -234,3 +234,17 @@ def test_last_doubling_reads_the_curve_at_half_the_samples_on_a_log_axis():
     assert half.loc["x", "val_at_half"] == pytest.approx(25.0) and half.loc["x", "gain"] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="base seed 3 has no learning curve"):
         report.last_doubling([{"variant": "base", "seed": 3, "history": []}])
+
+
+def test_step_profiles_put_each_group_share_beside_the_speed_of_the_same_setting():
+    from handlib.report import step_profiles
+
+    groups = {"convolutions": 0.6, "optimiser step": 0.4}
+    profiles = [{"variant": "base", "precision": "float32", "fused_optimizer": False, "step_ms": 100.0, "groups": groups},
+                {"variant": "base", "precision": "bfloat16", "fused_optimizer": True, "step_ms": 50.0, "groups": groups}]
+    trains = [{"variant": "base", "precision": "bfloat16", "fused_optimizer": True, "samples_per_s": 64.0,
+               "roofline_fraction": 0.55, "peak_kernel": "conv3x3"}]
+    table = step_profiles(profiles, trains, labels={"base": "Base"})
+    assert table.loc[("Base", "float32", "per-tensor"), "convolutions %"] == 60.0
+    assert table.loc[("Base", "bfloat16", "fused"), "roofline fraction"] == 0.55
+    assert pd.isna(table.loc[("Base", "float32", "per-tensor"), "samples/s"])   # not measured: not invented

@@ -5,6 +5,7 @@ The tiny model and dataset here are also imported by the torchrun worker of test
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -138,13 +139,18 @@ def test_fit_learns_and_records_history(tmp_path):
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in result.best_state.items())
 
 
-# mid-epoch, epoch boundary, mid-epoch of epoch 2; and fp16 autocast, whose GradScaler state resumes too
-@pytest.mark.parametrize("stop_at, amp", [(2, "off"), (5, "off"), (7, "off"), (3, "fp16")])
-def test_resume_is_bit_identical(tmp_path, stop_at, amp):
-    reference, ref_result = run(tmp_path / "ref", amp=amp)
-    _, first = run(tmp_path / "run", stop_after_step=stop_at, amp=amp)
+FAST_BF16 = replace(RECIPE, precision="bf16", fused_optimizer=True)
+
+
+# mid-epoch, epoch boundary, mid-epoch of epoch 2; fp16 autocast, whose GradScaler state resumes too;
+# and a bf16 recipe with the fused optimiser (its state resumes as the per-tensor loop's does)
+@pytest.mark.parametrize("stop_at, amp, recipe", [(2, "off", RECIPE), (5, "off", RECIPE), (7, "off", RECIPE),
+                                                  (3, "fp16", RECIPE), (5, "auto", FAST_BF16)])
+def test_resume_is_bit_identical(tmp_path, stop_at, amp, recipe):
+    reference, ref_result = run(tmp_path / "ref", amp=amp, recipe=recipe)
+    _, first = run(tmp_path / "run", stop_after_step=stop_at, amp=amp, recipe=recipe)
     assert first.interrupted and first.global_step == stop_at
-    resumed, result = run(tmp_path / "run", resume=True, amp=amp)
+    resumed, result = run(tmp_path / "run", resume=True, amp=amp, recipe=recipe)
     for key, value in weights(reference).items():
         assert torch.equal(resumed.state_dict()[key], value), key
     assert [h["train"] for h in result.history] == [h["train"] for h in ref_result.history]
@@ -199,6 +205,32 @@ def test_sgd_step_recipe_and_bf16_autocast_on_cpu():
     assert [h["lr"] for h in result.history] == [0.05, pytest.approx(0.005)]
     assert all(math.isfinite(h["train"]["total"]) for h in result.history)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_bf16_recipe_autocasts_on_cpu_and_the_fused_optimiser_steps_like_the_loop():
+    """precision="bf16" is bf16 autocast under amp="auto" on a CPU (an explicit --amp still wins);
+    the fused optimiser is another rounding of the same update: close to the per-tensor loop's, not equal."""
+    from handlib.train import build_optimizer, resolve_amp
+
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu, "bf16") is torch.bfloat16 and resolve_amp("auto", cpu) is None
+    assert resolve_amp("off", cpu, "bf16") is None
+    _, result = run(recipe=FAST_BF16)
+    assert result.precision == "bfloat16" and run(recipe=RECIPE)[1].precision == "float32"
+    models = [make_model(), make_model()]
+    steppers = [build_optimizer(m, replace(RECIPE, fused_optimizer=f)) for m, f in zip(models, (False, True))]
+    assert steppers[1].defaults["fused"] and not steppers[0].defaults["fused"]
+    for _ in range(3):                                   # the same gradients, three updates
+        for model, stepper in zip(models, steppers):
+            torch.manual_seed(5)
+            for param in model.parameters():
+                param.grad = torch.randn_like(param)
+            stepper.step()
+    for (key, looped), fused in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        assert torch.allclose(fused, looped, rtol=1e-5, atol=1e-7), key
+    assert not torch.equal(models[0].net[0].weight, make_model().net[0].weight)     # they did move
+    with pytest.raises(ValueError, match="precision"):
+        Recipe(precision="fp8")
 
 
 def test_bad_inputs_name_the_problem(tmp_path):
@@ -320,7 +352,7 @@ def test_recipe_fields_added_later_leave_old_configurations_unchanged():
 
     from handlib.experiments import expected_hash
 
-    assert "warmup_fraction" not in Recipe().to_dict()
+    assert not {"warmup_fraction", "precision", "fused_optimizer"} & set(Recipe().to_dict())
     assert Recipe(warmup_fraction=0.1).to_dict()["warmup_fraction"] == 0.1
     assert Recipe.from_dict(Recipe(warmup_fraction=0.1).to_dict()) == Recipe(warmup_fraction=0.1)
     records = sorted((Path(__file__).resolve().parents[1] / "data" / "results").glob("crossinfonet__*book*.json"))

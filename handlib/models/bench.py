@@ -23,6 +23,7 @@ torch and the models are imported by the functions that use them: building the C
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from dataclasses import replace
 import statistics
@@ -172,24 +173,88 @@ def _compile_context(compile: bool):
     return inductor_config.patch(freezing=True)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def inference_dtype(precision: str):
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def cast_inputs(inputs: dict, dtype) -> dict:
+    """The floating-point tensors of an input batch in ``dtype`` (indices and integers untouched)."""
+    import torch
+
+    return {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+
+
+def timed_graph_error(model_name: str, variant: str | None, weights: str, *, precision: str = "fp32",
+                      compile: bool = False, fuse: bool = True, channels_last: bool = True, profile: str = "book",
+                      dataset: str = "synthetic", convention: str | None = None, data_root: str = "",
+                      batch_size: int = 1) -> dict:
+    """Test error of trained ``weights`` evaluated through the graph :func:`benchmark_inference` times
+    (BatchNorm folded, channels-last, ``precision``, compiled or not) at ``batch_size``, beside the
+    error of the network as trained (fp32, unfused: what the run's record reports), on the profile's
+    test split. Both in mm; the difference is what the faster graph costs in accuracy."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    from handlib.errors import UsageError
+    from handlib.metrics import joint_errors, mean_error
+    from handlib.runs import load_splits, resolve_run
+    from handlib.train import load_weights, predict_xyz
+
+    spec, variant, prof, _, convention = resolve_run(model_name, variant, dataset, profile, convention, None)
+    if spec.upstreams:
+        raise UsageError(f"--weights: {model_name} ({variant}) runs on the output of an earlier stage; "
+                         "the accuracy check takes one-stage networks")
+    dtype = inference_dtype(precision)
+    test = load_splits(spec, dataset, prof, convention, data_root)["test"]
+    trained = spec.build_for(variant, convention, prof)
+    load_weights(trained, weights, {"model": spec.name, "variant": variant})
+    cpu = torch.device("cpu")
+    graph = prepare_for_inference(copy.deepcopy(trained), cpu, fuse=fuse, channels_last=channels_last).to(dtype)
+    if compile:
+        graph = torch.compile(graph, dynamic=False)
+    infer = spec.inference_forward
+
+    def timed(net, batch):
+        out = infer(net, cast_inputs(batch, dtype))
+        return tree_map(lambda t: t.float() if torch.is_tensor(t) and t.is_floating_point() else t, out)
+
+    with torch.inference_mode(), _compile_context(compile):
+        fast = predict_xyz(graph, spec.predict, test, forward=timed, batch_size=batch_size,
+                           channels_last=channels_last)
+        as_trained = predict_xyz(trained.eval(), spec.predict, test, forward=infer, batch_size=64)
+    fast_error, trained_error = (mean_error(joint_errors(*p)) for p in (fast, as_trained))
+    return {"test_mean_error_mm": fast_error, "trained_test_mean_error_mm": trained_error,
+            "accuracy_cost_mm": fast_error - trained_error, "test_frames": int(fast[0].shape[0]),
+            "accuracy_batch_size": batch_size}
+
+
 def benchmark_inference(model_name: str, variant: str | None = None, convention: str = "nyu",
                         batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 5,
                         device: torch.device | None = None, fuse: bool = True,
                         channels_last: bool = True, image_size: int | None = None,
                         matmul_size: int | None = None, compile: bool = False, small_peak: bool = False,
-                        profile: str | None = None) -> dict:
+                        profile: str | None = None, precision: str = "fp32") -> dict:
     """Frames/s per batch size, FLOPs per frame, the peak (:data:`PEAK_KERNELS`) and roofline fractions.
 
     A clip model (CADSTN's temporal and fusion networks) runs whole clips: batch b means the fewest
     clips holding b frames (batch 1: one clip of T frames; 64: 64 / T clips), and frames/s counts
     every frame of them (``frames_b{b}`` says how many a call ran). ``profile`` builds the network at
     that profile's sizes of the model's chapter (its crop and named settings such as a width) instead
-    of the paper's."""
+    of the paper's. ``precision="bf16"`` converts the weights and inputs to bf16 (no autocast: nothing
+    is cast per call) and measures the peak kernels in bf16."""
     import torch
 
     from handlib.device import describe_device, pick_device
     from handlib.models.registry import get_model_spec
 
+    dtype = inference_dtype(precision)
     device = device or pick_device()
     spec = get_model_spec(model_name)
     variant = variant or spec.default_variant
@@ -208,18 +273,19 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
         model = spec.build(variant=variant, convention=convention, image_size=image_size)
     model = prepare_for_inference(model, device, fuse=fuse, channels_last=channels_last)
     flops_per_frame = count_flops(model, spec.example_input(1, image_size, device), infer) // frames_per_sample
+    model = model.to(dtype)
     if compile:      # one graph per batch size: dynamic shapes would cost speed
         model = torch.compile(model, dynamic=False)
-    kernels = peak_kernels(device, small=small_peak or matmul_size is not None, matmul_size=matmul_size)
+    kernels = peak_kernels(device, dtype, small=small_peak or matmul_size is not None, matmul_size=matmul_size)
     kernel_seconds: dict[str, list[float]] = {name: [] for name in kernels}
     result = {"model": model_name, "variant": variant, "dataset": convention,
               "device": describe_device(device), "profile": profile, "fused_bn": fuse,
-              "channels_last": channels_last, "compiled": compile, "image_size": image_size,
+              "channels_last": channels_last, "compiled": compile, "precision": precision, "image_size": image_size,
               "frames_per_sample": frames_per_sample, "flops_per_frame": flops_per_frame}
     with torch.inference_mode(), _compile_context(compile), _fp32_context(device):
         for batch in batch_sizes:
             samples = -(-batch // frames_per_sample)          # whole clips holding `batch` frames
-            inputs = spec.example_input(samples, image_size, device)
+            inputs = cast_inputs(spec.example_input(samples, image_size, device), dtype)
             if channels_last and inputs["depth"].dim() == 4:
                 inputs["depth"] = inputs["depth"].contiguous(memory_format=torch.channels_last)
             calls = repeats if samples * frames_per_sample > 1 else 10 * repeats   # one frame is fast: more calls
@@ -235,7 +301,7 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
             result[f"fps_b{batch}_median"] = frames / statistics.median(seconds["model"])
     # The peak is the best kernel over every interleaved call, so all ratios share it.
     peak = peak_from_timings(kernels, kernel_seconds)
-    result.update(peak, matmul_flops_per_s=peak["kernel_flops_per_s"]["matmul"])
+    result.update(peak)
     for batch in batch_sizes:
         result[f"roofline_fraction_b{batch}"] = (result[f"fps_b{batch}"] * flops_per_frame
                                                  / peak["peak_flops_per_s"])
@@ -263,19 +329,30 @@ def _run(args) -> int:
         device = pick_device(args.device)
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
+    if args.weights is not None and device.type != "cpu":
+        raise UsageError(f"--weights checks accuracy on the CPU; got --device {args.device}")
     result = benchmark_inference(args.model, args.variant, args.dataset, repeats=args.repeats,
                                  device=device, fuse=not args.no_fuse,
                                  channels_last=not args.no_channels_last, compile=args.compile,
-                                 profile=args.profile)
+                                 profile=args.profile, precision=args.precision)
+    if args.weights is not None:
+        from pathlib import Path
+
+        if not Path(args.weights).is_file():
+            raise UsageError(f"--weights {args.weights}: no such file (expected a best.pt of a training run)")
+        result.update(timed_graph_error(args.model, result["variant"], args.weights, precision=args.precision,
+                                        compile=args.compile, fuse=not args.no_fuse,
+                                        channels_last=not args.no_channels_last,
+                                        profile=args.profile or "book", convention=args.dataset))
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{result['model']} ({result['variant']}) on {result['device']}: fused BN "
+    print(f"{result['model']} ({result['variant']}) on {result['device']}: {result['precision']}, fused BN "
           f"{result['fused_bn']}, channels_last {result['channels_last']}, "
           f"compiled {result['compiled']}")
     print(f"  FLOPs / frame (timed graph) {result['flops_per_frame'] / 1e9:.3f} G")
     rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in result["kernel_flops_per_s"].items())
-    print(f"  fp32 peak                   {result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
+    print(f"  {result['precision']} peak                   {result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
           f"({result['peak_kernel']}; {rates} GFLOP/s)")
     for batch in (1, 64):
         clips = (f" ({result[f'frames_b{batch}'] // result['frames_per_sample']} clip(s) of "
@@ -283,6 +360,10 @@ def _run(args) -> int:
         print(f"  batch {batch:>2}{clips}: {result[f'fps_b{batch}']:8.1f} frames/s (median "
               f"{result[f'fps_b{batch}_median']:.1f}), roofline fraction "
               f"{result[f'roofline_fraction_b{batch}']:.3f}")
+    if "accuracy_cost_mm" in result:
+        print(f"  test error through this graph (batch {result['accuracy_batch_size']}) "
+              f"{result['test_mean_error_mm']:.3f} mm, as trained {result['trained_test_mean_error_mm']:.3f} mm "
+              f"({result['accuracy_cost_mm']:+.3f} mm, {result['test_frames']} test frames)")
     print("  (best of the timed calls; other work on a shared machine lowers these figures)")
     return 0
 
@@ -291,7 +372,7 @@ def add_bench(subparsers) -> None:
     parser = subparsers.add_parser(
         "infer", help="inference frames/s at batch 1 and 64, and the roofline fraction",
         description="Time a registered model's inference graph (fused BN, channels-last) and "
-                    "compare its FLOP rate with the machine's fp32 peak measured in the same run "
+                    "compare its FLOP rate with the machine's peak in the same precision, measured in the same run "
                     "(the best of a square matmul and 3x3 / 1x1 channels-last convolutions).")
     parser.add_argument("model", choices=ModelChoices(), help="registered model name")
     parser.add_argument("--variant", default=None, help="model variant (default: the paper's)")
@@ -307,5 +388,10 @@ def add_bench(subparsers) -> None:
     parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW layout")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile with Inductor freezing (slow to start, faster to run)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="weights and inputs in this precision (default fp32)")
+    parser.add_argument("--weights", default=None,
+                        help="a trained best.pt: also report the test error through the timed graph "
+                             "beside the network's as trained (the profile's test split, default book)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=_run)

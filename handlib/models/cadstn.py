@@ -248,7 +248,10 @@ class Temporal(_Caffe):
         batch, steps = clips.shape[:2]
         phi = F.relu(self.fc1(self.trunk(clips.flatten(0, 1)))).reshape(batch, steps, -1)
         phi = self.feature_drop(phi)
-        hidden, _ = self.lstm(phi)                          # zero initial state: reset per clip
+        # zero initial state: reset per clip. The LSTM stays in fp32 under bf16 autocast: on a CPU
+        # oneDNN's bf16 LSTM trains slower than its fp32 one (data/bench/cadstn-profile/).
+        with torch.autocast(phi.device.type, enabled=False):
+            hidden, _ = self.lstm(phi.float())
         flat = self.out(torch.cat((self.lstm_drop(hidden), phi), dim=-1))
         return {"joints": self.as_joints(flat)}
 
