@@ -82,3 +82,36 @@ def test_profile_ops_shares_sum_to_one():
     found = profile_training_step("crossinfonet", profile="smoke", steps=1, batch_size=2)
     assert abs(sum(found["groups"].values()) - 1) < 1e-9 and found["groups"]["convolutions"] > 0
     assert found["top_ops"] and found["step_ms"] > 0
+
+
+@pytest.fixture(scope="module")
+def smoke_weights(tmp_path_factory):
+    """A CrossInfoNet trained for the smoke profile's few steps: weights to check inference graphs with."""
+    from handlib.runs import train_and_record
+
+    out = tmp_path_factory.mktemp("cin-smoke")
+    train_and_record("crossinfonet", variant="cross_hm", profile="smoke", seed=0, out=out / "run",
+                     write_results=False, progress=False, runs_root=out)
+    return out / "run" / "best.pt"
+
+
+def test_the_timed_graph_scores_like_the_trained_network_in_fp32_and_close_in_bf16(smoke_weights):
+    fp32 = bench.timed_graph_error("crossinfonet", "cross_hm", smoke_weights, profile="smoke", precision="fp32")
+    assert fp32["test_frames"] == 32 and fp32["accuracy_batch_size"] == 1
+    assert abs(fp32["accuracy_cost_mm"]) < 1e-3                 # BatchNorm folded, channels-last: same network
+    bf16 = bench.timed_graph_error("crossinfonet", "cross_hm", smoke_weights, profile="smoke", precision="bf16")
+    assert bf16["trained_test_mean_error_mm"] == fp32["trained_test_mean_error_mm"]
+    assert 0 < abs(bf16["accuracy_cost_mm"]) < 0.02 * bf16["trained_test_mean_error_mm"]   # rounding, not a bug
+
+
+def test_bench_infer_in_bf16_times_bf16_against_the_bf16_peak(capsys):
+    result = bench.benchmark_inference("crossinfonet", batch_sizes=(1,), repeats=1, device=CPU, profile="smoke",
+                                       precision="bf16", small_peak=True)
+    assert result["precision"] == "bf16" and result["roofline_fraction_b1"] > 0
+    kernels = bench.peak_kernels(CPU, torch.bfloat16, small=True)
+    _, flops = kernels["conv1x1"]
+    assert flops == 2 * 8 * 32 * 32 * 128 * 128                  # the same kernels, now in bf16
+    from handlib.cli import main
+
+    assert main(["bench", "infer", "crossinfonet", "--weights", "/nonexistent/best.pt", "--repeats", "1"]) == 2
+    assert "--weights /nonexistent/best.pt: no such file" in capsys.readouterr().err

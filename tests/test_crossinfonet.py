@@ -282,7 +282,7 @@ def test_summary_and_bench_reject_bad_arguments():
 def test_benchmark_reports_fps_and_roofline_fraction():
     result = bench.benchmark_inference("crossinfonet", batch_sizes=(1, 2), repeats=1,
                                        device=torch.device("cpu"), matmul_size=256)
-    assert {"model", "variant", "dataset", "device", "fused_bn", "channels_last", "compiled", "flops_per_frame",
+    assert {"model", "variant", "dataset", "device", "cpu", "precision", "fused_bn", "channels_last", "compiled", "flops_per_frame",
             "image_size", "frames_per_sample", "frames_b1", "frames_b2",
             "peak_flops_per_s", "peak_kernel", "kernel_flops_per_s", "profile", "fps_b1", "fps_b1_median", "fps_b2", "fps_b2_median",
             "roofline_fraction_b1", "roofline_fraction_b2"} == set(result)

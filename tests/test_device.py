@@ -24,3 +24,15 @@ def test_seed_everything_repeats_random_streams():
     first = torch.randn(5)
     seed_everything(3)
     assert torch.equal(first, torch.randn(5))
+
+
+def test_cpu_name_names_the_amd_core_generation():
+    from handlib.device import cpu_name
+
+    def info(family, model, vendor="AuthenticAMD", name="AMD EPYC"):
+        return f"vendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\n"
+
+    assert cpu_name(info(25, 17)) == "AMD EPYC (Zen 4, family 25, model 17)"
+    assert cpu_name(info(26, 2)) == "AMD EPYC (Zen 5, family 26, model 2)"
+    assert cpu_name(info(25, 1)) == "AMD EPYC (Zen 3, family 25, model 1)"
+    assert cpu_name(info(6, 143, "GenuineIntel", "Intel(R) Xeon(R) Platinum 8480+")) == "Intel(R) Xeon(R) Platinum 8480+"

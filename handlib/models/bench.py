@@ -251,7 +251,7 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
     is cast per call) and measures the peak kernels in bf16."""
     import torch
 
-    from handlib.device import describe_device, pick_device
+    from handlib.device import cpu_name, describe_device, pick_device
     from handlib.models.registry import get_model_spec
 
     dtype = inference_dtype(precision)
@@ -279,7 +279,8 @@ def benchmark_inference(model_name: str, variant: str | None = None, convention:
     kernels = peak_kernels(device, dtype, small=small_peak or matmul_size is not None, matmul_size=matmul_size)
     kernel_seconds: dict[str, list[float]] = {name: [] for name in kernels}
     result = {"model": model_name, "variant": variant, "dataset": convention,
-              "device": describe_device(device), "profile": profile, "fused_bn": fuse,
+              "device": describe_device(device), "cpu": cpu_name() if device.type == "cpu" else None,
+              "profile": profile, "fused_bn": fuse,
               "channels_last": channels_last, "compiled": compile, "precision": precision, "image_size": image_size,
               "frames_per_sample": frames_per_sample, "flops_per_frame": flops_per_frame}
     with torch.inference_mode(), _compile_context(compile), _fp32_context(device):
@@ -329,17 +330,18 @@ def _run(args) -> int:
         device = pick_device(args.device)
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
-    if args.weights is not None and device.type != "cpu":
-        raise UsageError(f"--weights checks accuracy on the CPU; got --device {args.device}")
+    if args.weights is not None:
+        from pathlib import Path
+
+        if device.type != "cpu":
+            raise UsageError(f"--weights checks accuracy on the CPU; got --device {args.device}")
+        if not Path(args.weights).is_file():
+            raise UsageError(f"--weights {args.weights}: no such file (expected a best.pt of a training run)")
     result = benchmark_inference(args.model, args.variant, args.dataset, repeats=args.repeats,
                                  device=device, fuse=not args.no_fuse,
                                  channels_last=not args.no_channels_last, compile=args.compile,
                                  profile=args.profile, precision=args.precision)
     if args.weights is not None:
-        from pathlib import Path
-
-        if not Path(args.weights).is_file():
-            raise UsageError(f"--weights {args.weights}: no such file (expected a best.pt of a training run)")
         result.update(timed_graph_error(args.model, result["variant"], args.weights, precision=args.precision,
                                         compile=args.compile, fuse=not args.no_fuse,
                                         channels_last=not args.no_channels_last,
