@@ -60,18 +60,6 @@ def frames():
     return depth
 
 
-def test_the_lstm_runs_in_fp32_under_bf16_autocast():
-    """oneDNN's bf16 LSTM trains slower than its fp32 one on a CPU: the temporal network keeps it fp32
-    (the convolutions around it still run in bf16)."""
-    seen = {}
-    temporal = C.Temporal(image_size=64).eval()
-    temporal.lstm.register_forward_hook(lambda m, args, out: seen.update(lstm=args[0].dtype, out=out[0].dtype))
-    temporal.fc1.register_forward_hook(lambda m, args, out: seen.update(fc1=out.dtype))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        temporal(torch.rand(1, 16, 1, 64, 64))
-    assert seen == {"fc1": torch.bfloat16, "lstm": torch.float32, "out": torch.float32}
-
-
 def test_trunk_shapes_at_every_stage(frames):
     trunk = C.Trunk(1)
     x, sizes = frames, []

@@ -248,10 +248,7 @@ class Temporal(_Caffe):
         batch, steps = clips.shape[:2]
         phi = F.relu(self.fc1(self.trunk(clips.flatten(0, 1)))).reshape(batch, steps, -1)
         phi = self.feature_drop(phi)
-        # zero initial state: reset per clip. The LSTM stays in fp32 under bf16 autocast: on a CPU
-        # oneDNN's bf16 LSTM trains slower than its fp32 one (data/bench/cadstn-profile/).
-        with torch.autocast(phi.device.type, enabled=False):
-            hidden, _ = self.lstm(phi.float())
+        hidden, _ = self.lstm(phi)                          # zero initial state: reset per clip
         flat = self.out(torch.cat((self.lstm_drop(hidden), phi), dim=-1))
         return {"joints": self.as_joints(flat)}
 
