@@ -337,7 +337,10 @@ def _run(args) -> int:
             raise UsageError(f"--weights checks accuracy on the CPU; got --device {args.device}")
         if not Path(args.weights).is_file():
             raise UsageError(f"--weights {args.weights}: no such file (expected a best.pt of a training run)")
-    result = benchmark_inference(args.model, args.variant, args.dataset, repeats=args.repeats,
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        raise UsageError(f"--batch-sizes must be positive integers, got {args.batch_sizes}")
+    result = benchmark_inference(args.model, args.variant, args.dataset, batch_sizes=tuple(args.batch_sizes),
+                                 repeats=args.repeats,
                                  device=device, fuse=not args.no_fuse,
                                  channels_last=not args.no_channels_last, compile=args.compile,
                                  profile=args.profile, precision=args.precision)
@@ -356,7 +359,7 @@ def _run(args) -> int:
     rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in result["kernel_flops_per_s"].items())
     print(f"  {result['precision']} peak                   {result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
           f"({result['peak_kernel']}; {rates} GFLOP/s)")
-    for batch in (1, 64):
+    for batch in args.batch_sizes:
         clips = (f" ({result[f'frames_b{batch}'] // result['frames_per_sample']} clip(s) of "
                  f"{result['frames_per_sample']} frames)" if result["frames_per_sample"] > 1 else "")
         print(f"  batch {batch:>2}{clips}: {result[f'fps_b{batch}']:8.1f} frames/s (median "
@@ -380,6 +383,8 @@ def add_bench(subparsers) -> None:
     parser.add_argument("--variant", default=None, help="model variant (default: the paper's)")
     parser.add_argument("--dataset", choices=CONVENTION_CHOICES, default="nyu",
                         help="joint convention that sets the head sizes (default nyu)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64],
+                        help="batch sizes to time (default 1 64; each is one compile under --compile)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed calls at batch 64 (10x as many at batch 1; default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
