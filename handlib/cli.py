@@ -24,7 +24,7 @@ COMMAND_MODULES = [
     "handlib.models.summary",
     "handlib.train_cli",
 ]
-BENCH_MODULES: list[str] = ["handlib.synth.cli", "handlib.models.bench", "handlib.train_cli", "handlib.data.bench"]
+BENCH_MODULES: list[str] = ["handlib.synth.cli", "handlib.infer_cli", "handlib.train_cli", "handlib.data.bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

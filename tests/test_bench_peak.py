@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from handlib import infer_cli
 from handlib.models import bench
 from handlib.models.registry import MODEL_NAMES
 
@@ -96,10 +97,10 @@ def smoke_weights(tmp_path_factory):
 
 
 def test_the_timed_graph_scores_like_the_trained_network_in_fp32_and_close_in_bf16(smoke_weights):
-    fp32 = bench.timed_graph_error("crossinfonet", "cross_hm", smoke_weights, profile="smoke", precision="fp32")
+    fp32 = infer_cli.timed_graph_error("crossinfonet", "cross_hm", smoke_weights, profile="smoke", precision="fp32")
     assert fp32["test_frames"] == 32 and fp32["accuracy_batch_size"] == 1
     assert abs(fp32["accuracy_cost_mm"]) < 1e-3                 # BatchNorm folded, channels-last: same network
-    bf16 = bench.timed_graph_error("crossinfonet", "cross_hm", smoke_weights, profile="smoke", precision="bf16")
+    bf16 = infer_cli.timed_graph_error("crossinfonet", "cross_hm", smoke_weights, profile="smoke", precision="bf16")
     assert bf16["trained_test_mean_error_mm"] == fp32["trained_test_mean_error_mm"]
     assert 0 < abs(bf16["accuracy_cost_mm"]) < 0.02 * bf16["trained_test_mean_error_mm"]   # rounding, not a bug
 

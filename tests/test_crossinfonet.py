@@ -274,7 +274,9 @@ def test_summary_and_bench_reject_bad_arguments():
         ["summary", "crossinfonet", "--variant", "huge"])
     with pytest.raises(UsageError, match="--variant"):
         args.func(args)
-    args = _parser(bench, "add_bench").parse_args(["infer", "crossinfonet", "--repeats", "0"])
+    from handlib import infer_cli
+
+    args = _parser(infer_cli, "add_bench").parse_args(["infer", "crossinfonet", "--repeats", "0"])
     with pytest.raises(UsageError, match="--repeats"):
         args.func(args)
 
