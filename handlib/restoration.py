@@ -283,31 +283,23 @@ def _energy(labels, unary, edges, pair):
                                                                labels[edges[:, 1]]].sum()
 
 
-def crf_overlap(label_map: np.ndarray, mask: np.ndarray, dictionary: PatchDictionary, n: int = CANDIDATES,
-                weight: float = OVERLAP_WEIGHT, cycles: int = 5, exact: bool = True) -> np.ndarray:
-    """Table 2's "CRF, Hamming distance on overlapping patch area": each hand pixel picks one of its N
-    candidates (Hamming unary, differing pixels); neighbours pay ``weight`` × the pixels where their picked
-    patches disagree on their overlap. That pairwise term differs for every edge and is not a metric, which
-    ``gco-wrapper``'s alpha-expansion needs (one label-pair table for all edges, metric): the moves are built
-    here, each solved exactly as a minimum cut with ``PyMaxflow``, non-submodular edge terms truncated
-    (Rother et al. 2005) and a move kept only when it lowers the true energy."""
+def expansion(unary: np.ndarray, edges: np.ndarray, pair: np.ndarray, cycles: int = 5):
+    """Alpha-expansion for an energy Σ_p unary[p, x_p] + Σ_e pair[e, x_i, x_j] with a table per edge:
+    (labels (P,), energy). Each move (every node keeps its label or takes alpha) is a binary energy solved
+    exactly as a minimum cut (``PyMaxflow``); an edge term that is not submodular for the move is truncated
+    (its cost of (alpha, x_j) raised, Rother et al. 2005) and a move is kept only when it lowers the true
+    energy. Starts from each node's cheapest label; loops over labels and cycles, never over nodes."""
     import maxflow
 
-    positions, unary, patches = candidates(label_map, mask, dictionary, n, exact)
-    out = np.zeros(label_map.shape, np.int64)
-    if len(positions) == 0:
-        return out
-    edges, direction = grid_edges(positions, label_map.shape)
-    pair = weight * overlap_costs(patches, edges, direction)
+    nodes = np.arange(len(unary))
     labels = unary.argmin(1)
     energy = _energy(labels, unary, edges, pair)
-    nodes = np.arange(len(positions))
     i, j = edges[:, 0], edges[:, 1]
+    e = np.arange(len(edges))
     for _ in range(cycles):
         improved = False
-        for alpha in range(n):                      # one move per candidate slot, not per pixel
+        for alpha in range(unary.shape[1]):
             xi, xj = labels[i], labels[j]
-            e = np.arange(len(edges))
             A, B = pair[e, xi, xj], pair[e, xi, alpha]
             C, D = pair[e, alpha, xj], pair[e, alpha, alpha]
             C = np.maximum(C, A + D - B)            # truncation: B + C - A - D >= 0
@@ -319,16 +311,35 @@ def crf_overlap(label_map: np.ndarray, mask: np.ndarray, dictionary: PatchDictio
             g = maxflow.GraphFloat()
             ids = g.add_nodes(len(nodes))
             low = np.minimum(cost0, cost1)
-            g.add_grid_tedges(ids, cost1 - low, cost0 - low)   # source cap: cost of the sink side (y = 1)
-            g.add_edges(ids[i], ids[j], B + C - A - D, np.zeros(len(edges)))
+            g.add_grid_tedges(ids, cost1 - low, cost0 - low)   # source capacity: the cost of the sink side (y = 1)
+            if len(edges):
+                g.add_edges(ids[i], ids[j], B + C - A - D, np.zeros(len(edges)))
             g.maxflow()
-            switch = g.get_grid_segments(ids)
-            proposal = np.where(switch, alpha, labels)
+            proposal = np.where(g.get_grid_segments(ids), alpha, labels)
             new = _energy(proposal, unary, edges, pair)
             if new < energy - 1e-9:
                 labels, energy, improved = proposal, new, True
         if not improved:
             break
+    return labels, energy
+
+
+def crf_overlap(label_map: np.ndarray, mask: np.ndarray, dictionary: PatchDictionary, n: int = CANDIDATES,
+                weight: float = OVERLAP_WEIGHT, cycles: int = 5, exact: bool = True) -> np.ndarray:
+    """Table 2's "CRF, Hamming distance on overlapping patch area": each hand pixel picks one of its N
+    candidates (Hamming unary, differing pixels); neighbours pay ``weight`` × the pixels where their picked
+    patches disagree on their overlap. That pairwise term differs for every edge and is not a metric, which
+    ``gco-wrapper``'s alpha-expansion needs (one label-pair table for all edges, metric): the moves are built
+    here, each solved exactly as a minimum cut with ``PyMaxflow``, non-submodular edge terms truncated
+    (Rother et al. 2005) and a move kept only when it lowers the true energy."""
+    positions, unary, patches = candidates(label_map, mask, dictionary, n, exact)
+    out = np.zeros(label_map.shape, np.int64)
+    if len(positions) == 0:
+        return out
+    edges, direction = grid_edges(positions, label_map.shape)
+    pair = weight * overlap_costs(patches, edges, direction)
+    labels, _ = expansion(unary, edges, pair, cycles)
+    nodes = np.arange(len(positions))
     centre = patches[nodes, labels, dictionary.patch // 2, dictionary.patch // 2]
     out[positions[:, 0], positions[:, 1]] = centre
     return out
