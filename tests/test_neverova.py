@@ -270,3 +270,44 @@ def test_weak_mix_requires_matching_restorations():
         nv.WeakMix(_Frames(9, 8, 1, True), _Frames(3, 8, SENTINEL, False), torch.zeros(2, 8, 8), [True] * 2)
     with pytest.raises(ValueError, match="no accepted"):
         nv.WeakMix(_Frames(9, 8, 1, True), _Frames(2, 8, SENTINEL, False), torch.zeros(2, 8, 8), [False] * 2)
+
+
+class _Guarded(dict):
+    """A real-like sample whose labels may not be read: reading them fails the test."""
+
+    def __getitem__(self, key):
+        if key in ("parts", "parts_trainable"):
+            raise AssertionError(f"a real-like frame's {key!r} was read")
+        return super().__getitem__(key)
+
+
+class _Hidden(torch.utils.data.Dataset):
+    def __init__(self, frames):
+        self.frames = frames
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        sample = dict(self.frames[i])
+        sample["parts"] = torch.full_like(sample["parts"], SENTINEL)
+        return _Guarded(sample)
+
+
+def test_restored_real_like_frames_reach_training_without_their_labels():
+    pytest.importorskip("faiss")
+    from handlib.synth import SyntheticHands
+
+    torch.manual_seed(0)
+    synthetic = SyntheticHands("train", n=16, size=48, progress=False)
+    real_like = _Hidden(SyntheticHands("test", n=4, size=48, domain="real-like", progress=False))
+    dictionary = nv.patch_dictionary(synthetic, per_map=30)
+    assert len(dictionary) == 16 * 30 and dictionary.patches.max() <= nv.NUM_PARTS
+    seg_net = nv.build_seg("synthetic").eval()
+    out = nv.restore_frames(seg_net, real_like, dictionary)
+    assert out["restored"].shape == (4, 48, 48) and out["accepted"].dtype == bool
+    assert not (out["restored"] == SENTINEL).any() and out["seconds_per_frame"] > 0
+    accepted = np.ones(4, bool)                     # whatever was accepted: the mix reads no real label
+    mix = nv.WeakMix(synthetic, real_like, out["restored"], accepted)
+    for i in range(len(mix)):
+        assert (mix[i]["parts"] != SENTINEL).all()

@@ -595,6 +595,56 @@ class WeakMix(torch.utils.data.Dataset):
         return sample
 
 
+def patch_dictionary(synthetic, size: int = SEG_SIZE, per_map: int | None = None, seed: int = 0,
+                     approximate: bool = True, batch_size: int = 256):
+    """The restoration's dictionary: 27 × 27 patches of the synthetic frames' hand label maps (forearm as
+    palm) at the segmentation's resolution ``size``, around every hand pixel or ``per_map`` of them."""
+    from torch.utils.data import DataLoader
+
+    from handlib.restoration import PatchDictionary, cut_patches
+
+    maps = [resize_nearest(hand_labels(batch["parts"]), size).clamp(min=0)
+            for batch in DataLoader(synthetic, batch_size=batch_size)]
+    patches = cut_patches(torch.cat(maps).numpy().astype(np.uint8), per_map=per_map, seed=seed)
+    return PatchDictionary(patches, approximate=approximate)
+
+
+READS = ("depth", "joints_crop")     # all that restoring a real-like frame may read of it
+
+
+def restore_frames(seg_net: SegNet, frames, dictionary, *, exact: bool = False, batch_size: int = 32,
+                   convention=None) -> dict:
+    """Restore the frozen f_s's predictions on ``frames`` (real-like: joints known, parts hidden) by Eq. 2
+    and apply the acceptance test with the known joints. Reads nothing of a frame but :data:`READS`.
+
+    Returns ``predicted`` and ``restored`` (N, s, s) label maps, ``accepted`` (N,) bool and
+    ``seconds_per_frame`` (restoration alone, not the network)."""
+    import time
+
+    from handlib.restoration import accept, restore
+
+    parts = joint_parts(convention or seg_net.convention)
+    seg_net.eval()
+    predicted, restored, accepted, seconds = [], [], [], 0.0
+    for start in range(0, len(frames), batch_size):
+        samples = [frames[i] for i in range(start, min(start + batch_size, len(frames)))]
+        depth = torch.stack([s["depth"] for s in samples])
+        uv = torch.stack([s["joints_crop"][:, :2] for s in samples]).double()
+        with torch.no_grad():
+            labels = seg_net.labels(seg_net(depth)["log_probs"], depth)
+        mask = foreground_mask(resize_nearest(depth[:, 0], seg_net.seg_size)).numpy()
+        uv = ((uv + 0.5) * seg_net.seg_size / depth.shape[-1] - 0.5).numpy()
+        for k, label_map in enumerate(labels.numpy()):      # per frame: each is one faiss query batch
+            tick = time.perf_counter()
+            after = restore(label_map, mask[k], dictionary, exact=exact)
+            seconds += time.perf_counter() - tick
+            predicted.append(label_map)
+            restored.append(after)
+            accepted.append(accept(label_map, after, uv[k], parts))
+    return {"predicted": torch.from_numpy(np.stack(predicted)), "restored": torch.from_numpy(np.stack(restored)),
+            "accepted": np.array(accepted, dtype=bool), "seconds_per_frame": seconds / max(len(frames), 1)}
+
+
 # --- recipes and the registry entries ---------------------------------------------------------------
 
 # f_s: Torch7 SGD, lr 0.1, learningRateDecay 1e-5 (lr / (1 + t · 1e-5), t in updates), batch 1, 100 epochs
