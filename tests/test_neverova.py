@@ -311,3 +311,17 @@ def test_restored_real_like_frames_reach_training_without_their_labels():
     mix = nv.WeakMix(synthetic, real_like, out["restored"], accepted)
     for i in range(len(mix)):
         assert (mix[i]["parts"] != SENTINEL).all()
+
+
+def test_weak_training_split_end_to_end():
+    pytest.importorskip("faiss")
+    from handlib.synth import SyntheticHands
+
+    torch.manual_seed(0)
+    synthetic = SyntheticHands("train", n=18, size=48, progress=False)
+    seg_net = nv.build_seg("synthetic", seg_size="fast").eval()
+    mix, restored, dictionary = nv.weak_training_split(synthetic, seg_net, per_map=20)
+    assert restored["restored"].shape == (2, 24, 24)          # 18 // 9 real-like frames, at the fast setting
+    if restored["accepted"].any():
+        batch = default_collate([mix[i] for i in range(10)])
+        assert batch["parts"].shape == (10, 48, 48) and batch["restored"].sum() == 1

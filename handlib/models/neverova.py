@@ -645,6 +645,32 @@ def restore_frames(seg_net: SegNet, frames, dictionary, *, exact: bool = False, 
             "accepted": np.array(accepted, dtype=bool), "seconds_per_frame": seconds / max(len(frames), 1)}
 
 
+REAL_SPLIT = "train_real"      # the real-like training frames' own stream (no pose shared with "train")
+
+
+def real_like_frames(n: int, size: int = SEG_SIZE, convention: str = "nyu", seed: int = 0, split: str = REAL_SPLIT):
+    """``n`` real-like training frames (the sensor-corrupted domain, whose labels are hidden from training)."""
+    from handlib.synth import SyntheticHands
+
+    return SyntheticHands(split, n=n, size=size, domain="real-like", convention=convention, seed=seed,
+                          progress=False)
+
+
+def weak_training_split(synthetic, seg_net: SegNet, real_like=None, *, ratio: int = WEAK_RATIO,
+                        per_map: int | None = 64, exact: bool = False, seed: int = 0) -> tuple:
+    """The weak stage's training split from the synthetic one and the frozen synthetic-only f_s: a
+    dictionary of ``synthetic``'s label patches, the real-like frames (default: one for every ``ratio``
+    synthetic frames) restored and tested, and the 9 : 1 mix of synthetic frames and accepted restorations.
+    Returns (:class:`WeakMix`, :func:`restore_frames`'s dict, the dictionary)."""
+    if real_like is None:
+        real_like = real_like_frames(max(1, len(synthetic) // ratio), synthetic[0]["depth"].shape[-1],
+                                     seg_net.convention.name, seed)
+    dictionary = patch_dictionary(synthetic, seg_net.seg_size, per_map=per_map, seed=seed, approximate=not exact)
+    restored = restore_frames(seg_net, real_like, dictionary, exact=exact)
+    mix = WeakMix(synthetic, real_like, restored["restored"], restored["accepted"], ratio)
+    return mix, restored, dictionary
+
+
 # --- recipes and the registry entries ---------------------------------------------------------------
 
 # f_s: Torch7 SGD, lr 0.1, learningRateDecay 1e-5 (lr / (1 + t · 1e-5), t in updates), batch 1, 100 epochs
