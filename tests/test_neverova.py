@@ -325,3 +325,16 @@ def test_weak_training_split_end_to_end():
     if restored["accepted"].any():
         batch = default_collate([mix[i] for i in range(10)])
         assert batch["parts"].shape == (10, 48, 48) and batch["restored"].sum() == 1
+
+
+def test_per_image_normalisation_ignores_the_batch():
+    """Why larger batches are harmless for f_s: an image's output does not depend on the other images in
+    its batch, nor on training vs evaluation mode (no running statistics)."""
+    torch.manual_seed(0)
+    net = nv.SegNet(24)
+    x = _crop(4).float()
+    together = net(x)["log_probs"]
+    alone = net(x[1:2])["log_probs"]
+    assert torch.allclose(together[1:2], alone, atol=1e-5)
+    net.eval()
+    assert torch.allclose(net(x)["log_probs"], together, atol=1e-5)
