@@ -543,6 +543,7 @@ def reg_predict(outputs: dict) -> torch.Tensor:
 # --- the weakly supervised mix -----------------------------------------------------------------------
 
 WEAK_RATIO = 9          # synthetic frames per restored real-like frame (§3.1: 9 : 1)
+DICTIONARY_PER_MAP = 64  # patches cut from each synthetic label map (profile setting "dictionary_per_map")
 
 
 class WeakMix(torch.utils.data.Dataset):
@@ -657,7 +658,7 @@ def real_like_frames(n: int, size: int = SEG_SIZE, convention: str = "nyu", seed
 
 
 def weak_training_split(synthetic, seg_net: SegNet, real_like=None, *, ratio: int = WEAK_RATIO,
-                        per_map: int | None = 64, exact: bool = False, seed: int = 0) -> tuple:
+                        per_map: int | None = DICTIONARY_PER_MAP, exact: bool = False, seed: int = 0) -> tuple:
     """The weak stage's training split from the synthetic one and the frozen synthetic-only f_s: a
     dictionary of ``synthetic``'s label patches, the real-like frames (default: one for every ``ratio``
     synthetic frames) restored and tested, and the 9 : 1 mix of synthetic frames and accepted restorations.
@@ -669,6 +670,15 @@ def weak_training_split(synthetic, seg_net: SegNet, real_like=None, *, ratio: in
     restored = restore_frames(seg_net, real_like, dictionary, exact=exact)
     mix = WeakMix(synthetic, real_like, restored["restored"], restored["accepted"], ratio)
     return mix, restored, dictionary
+
+
+def weak_split(train, stage_nets, profile):
+    """The weak variant's training split, for a run: the 9 : 1 mix built with the frozen synthetic-only f_s
+    (``stage_nets[0]``) from the loaded synthetic training split: what a run's hook from (loaded training split,
+    frozen stages, profile) to the split it trains on calls (``handlib.runs`` has no such hook yet: until it
+    does, the ``weak`` variant trains on the synthetic split alone)."""
+    per_map = profile.extra.get("dictionary_per_map", DICTIONARY_PER_MAP)
+    return weak_training_split(train, stage_nets[0], per_map=per_map)[0]
 
 
 # --- recipes and the registry entries ---------------------------------------------------------------
