@@ -313,18 +313,25 @@ def test_restored_real_like_frames_reach_training_without_their_labels():
         assert (mix[i]["parts"] != SENTINEL).all()
 
 
-def test_weak_training_split_end_to_end():
+def test_weak_training_split_end_to_end(monkeypatch):
     pytest.importorskip("faiss")
+    from handlib import restoration
     from handlib.synth import SyntheticHands
 
     torch.manual_seed(0)
     synthetic = SyntheticHands("train", n=18, size=48, progress=False)
     seg_net = nv.build_seg("synthetic", seg_size="fast").eval()
+    # an untrained network's restorations are accepted or not by chance: fix the verdict
+    monkeypatch.setattr(restoration, "accept", lambda before, after, joints, parts: True)
     mix, restored, dictionary = nv.weak_training_split(synthetic, seg_net, per_map=20)
     assert restored["restored"].shape == (2, 24, 24)          # 18 // 9 real-like frames, at the fast setting
-    if restored["accepted"].any():
-        batch = default_collate([mix[i] for i in range(10)])
-        assert batch["parts"].shape == (10, 48, 48) and batch["restored"].sum() == 1
+    assert nv.restoration_sizes(24) == (13, 9) and nv.restoration_sizes(48) == (27, 17)
+    assert dictionary.patch == 13 and restored["accepted"].all()
+    batch = default_collate([mix[i] for i in range(10)])
+    assert batch["parts"].shape == (10, 48, 48) and batch["restored"].sum() == 1
+    monkeypatch.setattr(restoration, "accept", lambda before, after, joints, parts: False)
+    with pytest.raises(ValueError, match="no accepted"):
+        nv.weak_training_split(synthetic, seg_net, per_map=20)
 
 
 def test_per_image_normalisation_ignores_the_batch():

@@ -596,17 +596,28 @@ class WeakMix(torch.utils.data.Dataset):
         return sample
 
 
+def restoration_sizes(seg_size: int = SEG_SIZE) -> tuple[int, int]:
+    """(patch, window) of the restoration at a segmentation of ``seg_size`` pixels: the paper's 27 and 17 at
+    48, scaled with the map and kept odd (13 and 9 in the fast 24-pixel setting, where a 27-pixel patch
+    would be wider than the map)."""
+    from handlib.restoration import PATCH, WINDOW
+
+    return tuple(int(size * seg_size / SEG_SIZE) | 1 for size in (PATCH, WINDOW))
+
+
 def patch_dictionary(synthetic, size: int = SEG_SIZE, per_map: int | None = None, seed: int = 0,
                      approximate: bool = True, batch_size: int = 256):
-    """The restoration's dictionary: 27 × 27 patches of the synthetic frames' hand label maps (forearm as
-    palm) at the segmentation's resolution ``size``, around every hand pixel or ``per_map`` of them."""
+    """The restoration's dictionary: label patches (27 × 27 at 48 pixels, :func:`restoration_sizes`) of the
+    synthetic frames' hand label maps (forearm as palm) at the segmentation's resolution ``size``, around
+    every hand pixel or ``per_map`` of them."""
     from torch.utils.data import DataLoader
 
     from handlib.restoration import PatchDictionary, cut_patches
 
     maps = [resize_nearest(hand_labels(batch["parts"]), size).clamp(min=0)
             for batch in DataLoader(synthetic, batch_size=batch_size)]
-    patches = cut_patches(torch.cat(maps).numpy().astype(np.uint8), per_map=per_map, seed=seed)
+    patches = cut_patches(torch.cat(maps).numpy().astype(np.uint8), per_map=per_map, seed=seed,
+                          patch=restoration_sizes(size)[0])
     return PatchDictionary(patches, approximate=approximate)
 
 
@@ -625,6 +636,7 @@ def restore_frames(seg_net: SegNet, frames, dictionary, *, exact: bool = False, 
     from handlib.restoration import accept, restore
 
     parts = joint_parts(convention or seg_net.convention)
+    window = restoration_sizes(seg_net.seg_size)[1]
     seg_net.eval()
     predicted, restored, accepted, seconds = [], [], [], 0.0
     for start in range(0, len(frames), batch_size):
@@ -637,7 +649,7 @@ def restore_frames(seg_net: SegNet, frames, dictionary, *, exact: bool = False, 
         uv = ((uv + 0.5) * seg_net.seg_size / depth.shape[-1] - 0.5).numpy()
         for k, label_map in enumerate(labels.numpy()):      # per frame: each is one faiss query batch
             tick = time.perf_counter()
-            after = restore(label_map, mask[k], dictionary, exact=exact)
+            after = restore(label_map, mask[k], dictionary, exact=exact, window=window)
             seconds += time.perf_counter() - tick
             predicted.append(label_map)
             restored.append(after)
