@@ -22,6 +22,7 @@ LAYERS = (
     # 1: data (real and synthetic), geometry, metrics, losses, profiles, checkpoints, the models
     ("handlib.geometry", 1), ("handlib.profiles", 1), ("handlib.metrics", 1), ("handlib.losses", 1),
     ("handlib.checkpoint", 1), ("handlib.data", 1), ("handlib.synth", 1), ("handlib.models", 1),
+    ("handlib.restoration", 1),
     # 2: datasets for training, the loop, results records, plots
     ("handlib.datasets", 2), ("handlib.train", 2), ("handlib.results", 2), ("handlib.plots", 2),
     # 3: runs, grids, reports, model tools
