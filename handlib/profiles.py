@@ -43,22 +43,25 @@ PROFILES: dict[str, Profile] = {
 # Per-chapter overrides: {chapter: {profile: {field: value, "variants": {variant: {field: value}}}}}.
 # Every chapter's sizes live here.
 CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
-    # CrossInfoNet's book budget (issue 13; the chapter's learning curves show where it stands): every
-    # run sees 19,200 freshly rendered frames once (600 steps of batch 32) — fresh frames, because the
-    # same steps over a small set overfit it. A short budget's schedule is a named setting: cosine decay
-    # from 2e-3 after a 5 % linear warm-up (the paper's Adam 1e-3 x 0.96 per epoch assumes 110
-    # epochs). Measured on this AMD EPYC (2 cores): one run per core at one thread each trains Cross+HM
-    # at 18 samples/s and Base at 26 (channels-last, fp32), so the 12 runs take about 1 h 45 min.
-    # `output_init="target_stats"` starts the output BatchNorms at the targets' mean / spread (see
-    # handlib.models.crossinfonet.OUTPUT_INITS). `full` mirrors NYU's size (72,757 training / 8,252
-    # test frames) and the paper's recipe and init.
+    # CrossInfoNet's book budget (re-drawn from the measured speeds; the chapter's learning curves show
+    # where it stands): every run sees 38,400 freshly rendered frames once (1,200 steps of batch 32) —
+    # fresh frames, because the same steps over a small set overfit it. A short budget's schedule is a
+    # named setting: cosine decay from 2e-3 after a 5 % linear warm-up (the paper's Adam 1e-3 x 0.96 per
+    # epoch assumes 110 epochs). bf16 autocast with the fused Adam: measured on this AMD EPYC (Zen 4, 2
+    # cores; one run per core at one thread each; data/bench/crossinfonet-train/) Cross+HM trains at 36
+    # samples/s and Base at 60 (fp32 with PyTorch's per-tensor Adam: 21 and 32), so the 12 runs take about
+    # 1 h 35 min (the fp32 budget was 19,200 frames in 1 h 45 min; its records are in
+    # data/results/crossinfonet-book-fp32-19200/). `output_init="target_stats"` starts the output
+    # BatchNorms at the targets' mean / spread (see handlib.models.crossinfonet.OUTPUT_INITS). `full`
+    # mirrors NYU's size (72,757 training / 8,252 test frames) and the paper's recipe and init.
     "crossinfonet": {
         # smoke: every cell runs, nothing is learnt (no checked cell depends on training): 8 steps of 8.
         "smoke": {"train_frames": 64, "val_frames": 32, "test_frames": 32, "batch_size": 8,
                   "output_init": "target_stats"},
-        "book": {"train_frames": 19_200, "val_frames": 400, "test_frames": 2_000, "epochs": 1,
+        "book": {"train_frames": 38_400, "val_frames": 400, "test_frames": 2_000, "epochs": 1,
                  "batch_size": 32, "seeds": (0, 1, 2), "output_init": "target_stats",
-                 "recipe": {"lr": 2e-3, "schedule": "cosine", "warmup_fraction": 0.05}},
+                 "recipe": {"lr": 2e-3, "schedule": "cosine", "warmup_fraction": 0.05,
+                            "precision": "bf16", "fused_optimizer": True}},
         "full": {"train_frames": 72_757, "val_frames": 5_000, "test_frames": 8_252, "epochs": 110,
                  "batch_size": 128, "seeds": (0, 1, 2), "output_init": "code"},
     },
