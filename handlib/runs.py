@@ -138,6 +138,25 @@ def load_splits(spec, dataset: str, prof, convention: str, data_root: str):
     return splits
 
 
+def short_run(model: str, variant: str | None, dataset: str, profile: str, convention: str | None,
+              data_root: str, *, steps: int, epochs: int, batch_size: int | None = None,
+              fused_optimizer: bool | None = None):
+    """(spec, variant, profile object, recipe, convention, splits) of a run cut to ``steps`` training
+    batches, one validation batch and one test item: what speed measurements and profiles train on.
+    ``batch_size`` / ``fused_optimizer`` override the recipe's when given."""
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, epochs)
+    recipe = replace(recipe, batch_size=batch_size or recipe.batch_size)
+    if fused_optimizer is not None:
+        recipe = replace(recipe, fused_optimizer=fused_optimizer)
+    # Counts are of clips when the model trains on clips or on their frames.
+    per_item = spec.clip_length if spec.data == "clip_frames" else 1
+    sized = replace(prof, train_frames=-(-steps * recipe.batch_size // per_item),
+                    val_frames=-(-recipe.batch_size // per_item), test_frames=1)
+    return spec, variant, prof, recipe, convention, load_splits(spec, dataset, sized, convention, data_root)
+
+
 def load_upstream(spec, dataset: str, profile: str, seed: int, convention: str, image_size: int,
                   runs_root: str | Path = ".") -> list:
     """The frozen earlier stages of a multi-stage model, one network per ``spec.upstreams`` entry (an

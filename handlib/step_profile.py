@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import replace
 
 # Group of an operator, by the first rule its name matches (lower-cased); the rest is element-wise.
 GROUP_RULES = (
@@ -69,19 +68,15 @@ def profile_training_step(model: str, *, variant=None, dataset="synthetic", prof
     from torch.utils.data import DataLoader
 
     from handlib.errors import UsageError
-    from handlib.runs import load_splits, resolve_run
+    from handlib.runs import short_run
     from handlib.train import _to_device as to_device, build_optimizer, resolve_amp
 
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
-    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, 1)
-    recipe = replace(recipe, batch_size=batch_size or recipe.batch_size)
-    if fused_optimizer is not None:
-        recipe = replace(recipe, fused_optimizer=fused_optimizer)
-    per_item = spec.clip_length if spec.data == "clip_frames" else 1
-    sized = replace(prof, train_frames=-(-(steps + 1) * recipe.batch_size // per_item),
-                    val_frames=-(-recipe.batch_size // per_item), test_frames=1)
-    splits = load_splits(spec, dataset, sized, convention, data_root)
+    # one warm-up step before the profiled ones
+    spec, variant, prof, recipe, convention, splits = short_run(
+        model, variant, dataset, profile, convention, data_root, steps=steps + 1, epochs=1,
+        batch_size=batch_size, fused_optimizer=fused_optimizer)
     torch.manual_seed(0)
     net = spec.build_for(variant, convention, prof).train()
     if channels_last:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 import json
-from dataclasses import replace
 
 from handlib.models.registry import ModelChoices
 from handlib.dataset_registry import dataset_names
@@ -119,20 +118,12 @@ def bench_train(model: str, *, variant=None, dataset="synthetic", profile="book"
 
     from handlib.device import cpu_has_native_bf16, cpu_name, pick_device, seed_everything
     from handlib.models.bench import measure_peak, merge_peaks
-    from handlib.runs import load_splits
+    from handlib.runs import short_run
     from handlib.train import TrainOptions, fit, resolve_amp
 
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {steps}")
-    spec, variant, prof, recipe, convention = resolve_run(model, variant, dataset, profile, convention, 2)
-    recipe = replace(recipe, batch_size=batch_size or recipe.batch_size)
-    if fused_optimizer is not None:
-        recipe = replace(recipe, fused_optimizer=fused_optimizer)
-    # Counts are of clips when the model trains on clips or on their frames.
-    per_item = spec.clip_length if spec.data == "clip_frames" else 1
-    sized = replace(prof, train_frames=-(-steps * recipe.batch_size // per_item),
-                    val_frames=-(-recipe.batch_size // per_item), test_frames=1)
-    splits = load_splits(spec, dataset, sized, convention, data_root)
+    spec, variant, prof, recipe, convention, splits = short_run(
+        model, variant, dataset, profile, convention, data_root, steps=steps, epochs=2,
+        batch_size=batch_size, fused_optimizer=fused_optimizer)
     seed_everything(0)
     net = spec.build_for(variant, convention, prof)
     flops = train_flops_per_sample(spec, net, splits["train"], recipe.batch_size)
