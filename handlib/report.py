@@ -389,6 +389,29 @@ def last_doubling(records: Sequence[dict], by: Sequence[str] = ("variant",)) -> 
     return out
 
 
+def budget_change(previous: Sequence[dict], current: Sequence[dict]) -> pd.DataFrame:
+    """What a re-drawn budget bought, per variant: each budget's last doubling (:func:`last_doubling`:
+    ``samples_before`` / ``gain_before``, ``samples_now`` / ``gain_now``), the mean test errors
+    (``test_before``, ``test_now``) and the paired t test of now − before over the seeds both budgets
+    trained (``diff``, ``se``, ``p``, ``n_pairs``). A variant missing from ``previous`` is an error."""
+    before, now = last_doubling(previous), last_doubling(current)
+    test_before = {(r["variant"], r["seed"]): r["test"]["mean_error_mm"] for r in previous}
+    test_now = {(r["variant"], r["seed"]): r["test"]["mean_error_mm"] for r in current}
+    rows = []
+    for variant in now.index:
+        if variant not in before.index:
+            raise ValueError(f"variant {variant!r} has no run at the previous budget")
+        seeds = sorted(s for v, s in test_now if v == variant and (v, s) in test_before)
+        test = t_test([test_now[variant, s] - test_before[variant, s] for s in seeds])
+        rows.append({"variant": variant, "samples_before": int(before.loc[variant, "samples"]),
+                     "gain_before": before.loc[variant, "gain"], "samples_now": int(now.loc[variant, "samples"]),
+                     "gain_now": now.loc[variant, "gain"],
+                     "test_before": float(np.mean([test_before[variant, s] for s in seeds])),
+                     "test_now": float(np.mean([test_now[variant, s] for s in seeds])),
+                     "diff": test["diff"], "se": test["se"], "p": test["p"], "n_pairs": len(seeds)})
+    return pd.DataFrame(rows).set_index("variant")
+
+
 def step_profiles(profiles: Sequence[dict], trains: Sequence[dict] = (), labels: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per profiled training step (``bench train --profile-ops --json``): network, precision,
     optimiser, milliseconds per step and each group's share of it (%); with ``trains`` (``bench train

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from handlib import report
 
@@ -234,6 +235,21 @@ def test_last_doubling_reads_the_curve_at_half_the_samples_on_a_log_axis():
     assert half.loc["x", "val_at_half"] == pytest.approx(25.0) and half.loc["x", "gain"] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="base seed 3 has no learning curve"):
         report.last_doubling([{"variant": "base", "seed": 3, "history": []}])
+
+
+def test_budget_change_pairs_the_two_budgets_by_seed():
+    def run(variant, seed, errors, test, samples):
+        return {**_curved(variant, seed, errors, samples), "test": {"mean_error_mm": test}}
+    previous = [run("base", s, [40, 30, 24, 22], 22.0 + s, (100, 200, 400, 800)) for s in (0, 1, 2)]
+    current = [run("base", s, [40, 26, 22, 21], 20.0 + s + 0.1 * (s == 2), (200, 400, 800, 1600)) for s in (0, 1, 2)]
+    table = report.budget_change(previous, current)
+    row = table.loc["base"]
+    assert (row["samples_before"], row["samples_now"], row["n_pairs"]) == (800, 1600, 3)
+    assert row["gain_before"] == pytest.approx(2.0) and row["gain_now"] == pytest.approx(1.0)
+    assert row["diff"] == pytest.approx((-2.0 - 2.0 - 1.9) / 3)
+    assert row["p"] == pytest.approx(stats.ttest_rel([20.0, 21.0, 22.1], [22.0, 23.0, 24.0]).pvalue)
+    with pytest.raises(ValueError, match="'cross' has no run at the previous budget"):
+        report.budget_change(previous, current + [run("cross", 0, [40, 30, 20, 20], 19.0, (200, 400, 800, 1600))])
 
 
 def test_step_profiles_put_each_group_share_beside_the_speed_of_the_same_setting():
