@@ -102,6 +102,24 @@ def test_chapter_conventions(notebook):
     assert "papermill" not in nb.metadata
 
 
+def test_a_cells_prints_are_stored_as_one_stream_however_the_kernel_flushed_them(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(...)", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="warn\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="c\n"),
+                    nbformat.v4.new_output("display_data", data={"text/plain": "table"}),
+                    nbformat.v4.new_output("stream", name="stdout", text="d\n")]
+    nb.cells = [cell]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    run.strip_volatile_metadata(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [(o.get("name"), o.get("text")) for o in outputs] == [
+        ("stdout", "a\nb\n"), ("stderr", "warn\n"), ("stdout", "c\n"), (None, None), ("stdout", "d\n")]
+
+
 def test_strip_volatile_metadata_is_idempotent(tmp_path):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x = 1")

@@ -33,10 +33,25 @@ def is_progress_bar(output: dict) -> bool:
     return "application/vnd.jupyter.widget-view+json" in data and bool(_PROGRESS_BAR.search(text))
 
 
+def merge_streams(outputs: list[dict]) -> list[dict]:
+    """Adjacent stream outputs of the same name as one (the kernel splits a cell's prints by when they
+    were flushed, which depends on how busy the machine was: one stored output keeps renders equal)."""
+    merged: list[dict] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+        else:
+            merged.append(output)
+    return merged
+
+
 def strip_volatile_metadata(notebook_path: Path) -> None:
     """Drop papermill timestamps/durations, injected-parameter cells (values come via env vars) and
-    stored progress bars (a reader would see a frozen "0/50"), so the built book shows no stale bar
-    and re-running an unchanged chapter leaves git clean. Rewrites the file atomically."""
+    stored progress bars (a reader would see a frozen "0/50"), and merge a cell's adjacent stream
+    outputs, so the built book shows no stale bar and re-running an unchanged chapter leaves git clean.
+    Rewrites the file atomically."""
     nb = json.loads(notebook_path.read_text())
     for key in _VOLATILE_NOTEBOOK_KEYS:
         nb.get("metadata", {}).pop(key, None)
@@ -47,7 +62,7 @@ def strip_volatile_metadata(notebook_path: Path) -> None:
         for key in _VOLATILE_CELL_KEYS:
             cell.get("metadata", {}).pop(key, None)
         if "outputs" in cell:
-            cell["outputs"] = [o for o in cell["outputs"] if not is_progress_bar(o)]
+            cell["outputs"] = merge_streams([o for o in cell["outputs"] if not is_progress_bar(o)])
         cells.append(cell)
     nb["cells"] = cells
     _prune_widget_state(nb)
