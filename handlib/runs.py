@@ -22,6 +22,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from handlib.dataset_registry import DATASETS
 from handlib.errors import UsageError
 from handlib.profiles import get_profile
 
@@ -74,18 +75,16 @@ def resolve_run(model: str, variant: str | None, dataset: str, profile: str, con
             raise UsageError(f"--epochs must be at least 1, got {epochs}")
         recipe = replace(recipe, epochs=epochs)
     # Real data fixes the joint convention; synthetic hands can be rendered in any of them.
-    convention = convention or (dataset if dataset != "synthetic" else spec.convention)
+    convention = convention or (spec.convention if _rendered(dataset) else dataset)
     return spec, variant, prof, recipe, convention
 
 
 def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, augmented: bool) -> dict:
     """Everything that changes what a run learns (not where it runs, nor how many seeds there are)."""
-    from handlib.synth.cache import RENDER_VERSION
-
     sizes = {k: v for k, v in asdict(prof).items() if k not in ("seeds", "name")}
     config = {"model": spec.name, "variant": variant, "stage": stage_key(spec), "dataset": dataset,
-              # synthetic frames change with the renderer (its cache version); real data does not
-              "data_version": RENDER_VERSION if dataset == "synthetic" else None,
+              # rendered frames change with the renderer (its cache version); real data does not
+              "data_version": data_version(dataset),
               "convention": convention, "profile": prof.name, "data": spec.data,
               "clip_length": spec.clip_length, "sizes": sizes, "recipe": recipe.to_dict(),
               "augmentation": augmented, "selection": spec.selection.name}
@@ -100,6 +99,22 @@ def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, 
         hashes = [expected_hash(up.model, up.variant, dataset, prof.name) for up in spec.upstreams]
         config["upstream_hash"] = hashes[0] if len(hashes) == 1 else hashes
     return config
+
+
+def _rendered(dataset: str) -> bool:
+    return dataset in DATASETS and DATASETS[dataset].synthetic
+
+
+def data_version(dataset: str):
+    """What a run's frames depend on besides the configuration: the renderer's cache version for the
+    synthetic hands, with the sensor model's for the real-like ones (None for recorded data)."""
+    from handlib.synth.cache import RENDER_VERSION, SENSOR_VERSION
+
+    if not _rendered(dataset):
+        return None
+    if DATASETS[dataset].domain == "real-like":
+        return {"render": RENDER_VERSION, "sensor": SENSOR_VERSION}
+    return RENDER_VERSION
 
 
 def config_hash(config: dict) -> str:

@@ -399,3 +399,20 @@ def test_weak_run_trains_on_the_mix_and_names_the_hook(tmp_path, monkeypatch):
     assert meta["train_split"] == "handlib.models.neverova.weak_split"
     frozen = checkpoint.load(upstream)["model"]                  # the weak stage starts from f_s's weights
     assert all(torch.equal(net.state_dict()[k], v) for k, v in frozen.items())
+
+
+def test_regression_trains_on_the_real_like_dataset(tmp_path):
+    """`python -m handlib train neverova_reg --dataset real-like`: f_r on the sensor-corrupted frames."""
+    from handlib.cli import build_parser
+    from handlib.runs import expected_hash, train_and_record
+
+    args = build_parser().parse_args(["train", "neverova_reg", "--variant", "direct", "--dataset", "real-like"])
+    assert args.dataset == "real-like"
+    record, _, _ = train_and_record("neverova_reg", variant="direct", dataset="real-like", profile="smoke",
+                                    runs_root=tmp_path, results_dir=tmp_path / "results", progress=False)
+    assert record["dataset"] == "real-like" and record["convention"] == "nyu"
+    assert math.isfinite(record["test"]["mean_error_mm"])
+    # the frames depend on the sensor model too: its version is part of the configuration
+    assert set(record["config"]["data_version"]) == {"render", "sensor"}
+    assert record["config_hash"] == expected_hash("neverova_reg", "direct", "real-like", "smoke")
+    assert expected_hash("neverova_reg", "direct", "synthetic", "smoke") != record["config_hash"]
