@@ -340,7 +340,7 @@ class _Run:
             if options.batch_transform is not None:  # may rebuild depth: restore the layout
                 batch = _to_device(options.batch_transform(batch), self.device, options.channels_last)
             got_batch = time.perf_counter()
-            if self.recipe.per_step:       # cosine or warm-up: a new rate every step
+            if self.recipe.per_step:       # cosine, inverse or warm-up: a new rate every step
                 set_lr(self.optimizer, self.recipe.lr_at_step(state["global_step"], self.steps_per_epoch))
             terms = _train_step(self.net, self.model, batch, self.loss_fn, self.forward, self.optimizer,
                                 self.scaler, self.amp_dtype, self.recipe)

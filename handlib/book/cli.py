@@ -13,7 +13,9 @@ def _cmd_run(args) -> int:
     from handlib.book.run import run_chapters
 
     paths = resolve_chapters(args.chapter)
-    if args.dataset != "synthetic" and not args.data_root:
+    from handlib.dataset_registry import get_dataset
+
+    if not get_dataset(args.dataset).synthetic and not args.data_root:
         raise UsageError(f"--dataset {args.dataset} needs --data-root DIR (where its files are)")
     if args.data_root and not Path(args.data_root).is_dir():
         raise UsageError(f"--data-root {args.data_root!r} is not a directory")

@@ -378,7 +378,9 @@ def training_augmentation(dataset: str):
     batches drawn from both. As a batch transform: each sample is, with probability 1/2, replaced by its
     copy (the coin from torch's global RNG, which checkpoints save). None for the synthetic hands, whose
     renderer draws every rotation already; the temporal and fusion networks never augment."""
-    if dataset == "synthetic":
+    from handlib.dataset_registry import get_dataset
+
+    if get_dataset(dataset).synthetic:      # rendered hands (synthetic or real-like)
         return None
     from handlib.data.augment import rotate_batch
     from handlib.geometry import get_camera

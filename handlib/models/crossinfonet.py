@@ -364,7 +364,9 @@ def training_augmentation(dataset: str):
 
     The returned ``batch -> batch`` function draws from torch's global RNG, which training checkpoints
     save, so an augmented run resumes exactly."""
-    if dataset == "synthetic":
+    from handlib.dataset_registry import get_dataset
+
+    if get_dataset(dataset).synthetic:      # rendered hands (synthetic or real-like)
         return None
     from handlib.data.augment import MSRA_MODES, NYU_MODES, AugmentConfig, augment_batch
     from handlib.geometry import get_camera
