@@ -41,7 +41,8 @@ class DatasetInfo:
     ``eval_joints`` the joints scored per test frame (None where there is none). ``loader`` is
     ``"module:attribute"`` of the frame loader (real loaders provide ``for_split(root, split, *,
     size, seed)`` and ``sequences()``), ``clip_loader`` that of a native clip loader where there is
-    one (real data: clips are windows of the frame loader, see handlib.datasets.ClipDataset)."""
+    one (real data: clips are windows of the frame loader, see handlib.datasets.ClipDataset).
+    ``domain`` is the renderer's domain of a synthetic dataset (``handlib.synth.poses.DOMAINS``)."""
 
     name: str
     title: str                                   # how messages name it
@@ -50,6 +51,7 @@ class DatasetInfo:
     sequences: str                               # how consecutive frames are grouped
     loader: str
     synthetic: bool = False
+    domain: str = "synthetic"                    # synthetic datasets: the renderer's domain
     clip_loader: str | None = None
     train_intrinsics: Intrinsics | None = None   # None: synthetic (the rendered convention's camera)
     eval_intrinsics: Intrinsics | None = None
@@ -84,6 +86,15 @@ _DATASETS: tuple[DatasetInfo, ...] = (
         loader="handlib.synth.dataset:SyntheticHands", clip_loader="handlib.synth.dataset:SyntheticClips",
         part_labels=True,
         note="any split name is an independent random stream; build_datasets renders train/val/test"),
+    DatasetInfo(
+        name="real-like", title="real-like", conventions=tuple(CONVENTIONS),
+        splits=("train", "val", "test"), synthetic=True, domain="real-like",
+        sequences="as the synthetic dataset's: independent renders, or one rendered trajectory per clip",
+        loader="handlib.synth.dataset:SyntheticHands", clip_loader="handlib.synth.dataset:SyntheticClips",
+        note="the synthetic hands in the renderer's real-like domain: another hand-shape distribution and "
+             "the depth sensor's corruption (handlib.synth.sensor), a stand-in for recorded frames; its "
+             "streams are independent of the synthetic dataset's (the domain keys every frame); its part "
+             "labels are hidden from training (parts_trainable False), so it has none to train on"),
     DatasetInfo(
         name="nyu", title="NYU", conventions=("nyu",), splits=("train", "test"),
         sequences="train: one sequence (subject A, Kinect 1); test: subject A (frames 1-2440) then "

@@ -35,7 +35,8 @@ def build_datasets(dataset: str, profile: str | Profile, convention: str, size: 
                    test_clips: str = "windows", part_labels: bool = False) -> dict[str, Dataset]:
     """{"train", "val", "test"} Datasets yielding handlib.sample dicts, sized by ``profile``.
 
-    * ``synthetic``: three disjoint rendered splits (the renderer seeds each split separately).
+    * ``synthetic``: three disjoint rendered splits (the renderer seeds each split separately);
+      ``real-like``: the same in the renderer's real-like domain (sensor-corrupted, other hand shapes).
     * real datasets: the official test split; validation is the last ``val_frames`` frames of the
       training split (a contiguous tail, so mostly whole sequences, not frames interleaved with
       training ones); training and test use up to ``train_frames`` / ``test_frames`` frames (0 = all),
@@ -82,10 +83,10 @@ def _synthetic(info: DatasetInfo, profile: Profile, convention: str, size: int, 
     counts = _counts(profile)
     if clip_length is None:
         frames = info.load()  # the renderer: imported only when used
-        return {split: frames(split=split, n=counts[split], size=size, convention=convention, seed=seed)
-                for split in SPLITS}
+        return {split: frames(split=split, n=counts[split], size=size, domain=info.domain,
+                              convention=convention, seed=seed) for split in SPLITS}
     clips = info.load(clips=True)
-    return {split: clips(split=split, n=counts[split], frames=clip_length, size=size,
+    return {split: clips(split=split, n=counts[split], frames=clip_length, size=size, domain=info.domain,
                          convention=convention, seed=seed) for split in SPLITS}
 
 

@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, replace
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "bf16")
-SCHEDULES = ("constant", "exponential", "step", "cosine")
+SCHEDULES = ("constant", "exponential", "step", "cosine", "inverse")
 # Fields added after the first results were recorded: to_dict() leaves them out while they hold their
 # default, so a recipe that does not use them keeps its configuration hash (and its checkpoints resume).
-_LATER_FIELDS = {"warmup_fraction": 0.0, "precision": "fp32", "fused_optimizer": False}
+_LATER_FIELDS = {"warmup_fraction": 0.0, "precision": "fp32", "fused_optimizer": False, "lr_decay": 0.0}
 
 
 # --- the recipe: a paper's optimiser and schedule as data ------------------------------------------
@@ -22,15 +22,17 @@ class Recipe:
     """Optimiser, learning-rate schedule and budget of one paper (its ``ModelSpec.recipe``).
 
     The learning rate of epoch e (0-based) is ``lr * gamma**e`` for ``"exponential"`` and
-    ``lr * gamma**(number of milestones <= e)`` for ``"step"``. Weight decay is coupled L2 (the
-    optimiser's ``weight_decay``, i.e. TF's L2 regulariser), applied to conv/linear weights only
-    unless ``decay_norm_and_bias`` is set."""
+    ``lr * gamma**(number of milestones <= e)`` for ``"step"``; that of step t (0-based, i.e. after t
+    optimiser steps) is ``lr / (1 + t * lr_decay)`` for ``"inverse"`` (Torch7 optim.sgd's
+    ``learningRateDecay``) and follows a half cosine over all steps for ``"cosine"``. Weight decay is
+    coupled L2 (the optimiser's ``weight_decay``, i.e. TF's L2 regulariser), applied to conv/linear
+    weights only unless ``decay_norm_and_bias`` is set."""
 
     optimizer: str = "adam"                  # "adam" | "sgd"
     lr: float = 1e-3
     epochs: int = 10
     batch_size: int = 64                     # global batch, summed over DDP processes
-    schedule: str = "constant"               # "constant" | "exponential" | "step" | "cosine" (per step)
+    schedule: str = "constant"               # "constant" | "exponential" | "step" | "cosine" | "inverse"
     gamma: float = 1.0                       # per-epoch factor (exponential) or per-milestone factor (step)
     milestones: tuple[int, ...] = ()         # step: epochs at which lr is multiplied by gamma
     weight_decay: float = 0.0
@@ -41,6 +43,7 @@ class Recipe:
     eps: float = 1e-8                        # adam only
     grad_clip: float | None = None           # max global gradient norm; None = no clipping
     warmup_fraction: float = 0.0             # share of all steps with a linear warm-up from 0 to lr
+    lr_decay: float = 0.0                    # inverse only: lr / (1 + t * lr_decay) at optimiser step t
     # How the arithmetic is done. Both change the rounding, hence what a run learns to the last digit:
     # "bf16" trains under bf16 autocast (on a CPU too; CUDA always autocasts), and a fused optimiser
     # updates all parameters in one kernel (on a CPU 9x faster than PyTorch's default per-tensor loop).
@@ -74,9 +77,11 @@ class Recipe:
             bad("milestones", "strictly increasing epochs")
         if not 0 <= self.warmup_fraction < 1:
             bad("warmup_fraction", "a fraction in [0, 1)")
+        if self.lr_decay < 0 or (self.schedule == "inverse" and self.lr_decay == 0):
+            bad("lr_decay", "a number >= 0, positive when schedule='inverse'")
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``."""
+        """Learning rate of 0-based ``epoch`` (``lr`` for the per-step schedules: see :meth:`lr_at_step`)."""
         if self.schedule == "exponential":
             return self.lr * self.gamma ** epoch
         if self.schedule == "step":
@@ -85,10 +90,13 @@ class Recipe:
 
     def lr_at_step(self, step: int, steps_per_epoch: int) -> float:
         """Learning rate of 0-based global ``step``: the epoch's rate of :meth:`lr_at`, or for
-        ``"cosine"`` lr x (1 + cos(pi x progress)) / 2 over all steps; both times the linear warm-up
-        ramp over the first ``warmup_fraction`` of the steps."""
+        ``"cosine"`` lr x (1 + cos(pi x progress)) / 2 over all steps, or for ``"inverse"``
+        lr / (1 + step x lr_decay); all times the linear warm-up ramp over the first
+        ``warmup_fraction`` of the steps."""
         total = self.epochs * steps_per_epoch
-        if self.schedule == "cosine":
+        if self.schedule == "inverse":
+            lr = self.lr / (1 + step * self.lr_decay)
+        elif self.schedule == "cosine":
             warm = self.warmup_fraction * total
             progress = (step - warm) / max(total - warm, 1)
             lr = self.lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
@@ -101,8 +109,8 @@ class Recipe:
 
     @property
     def per_step(self) -> bool:
-        """Whether the rate changes inside an epoch (cosine or a warm-up), not only between epochs."""
-        return self.schedule == "cosine" or self.warmup_fraction > 0
+        """Whether the rate changes inside an epoch (cosine, inverse or a warm-up), not only between epochs."""
+        return self.schedule in ("cosine", "inverse") or self.warmup_fraction > 0
 
     def to_dict(self) -> dict:
         values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

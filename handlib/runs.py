@@ -3,12 +3,14 @@
 :func:`train_and_record` is what a chapter, the grid (:mod:`handlib.experiments`) and
 ``python -m handlib train`` run: look the model up in the registry, build the profile's datasets
 (frames, clips or part labels, as the spec asks), load a frozen upstream stage when the spec names
-one, :func:`handlib.train.fit`, evaluate the selected weights on the test split, and write the results
+one, let the spec's ``train_split`` hook (if any) turn the training split into what the run trains on,
+:func:`handlib.train.fit`, evaluate the selected weights on the test split, and write the results
 record with its per-frame test predictions. Under ``torchrun`` every process runs it; rank 0 alone
 writes.
 
 A run is identified by its *configuration* (:func:`run_config`): everything that changes what is
-learnt (model, variant, stage, data, profile sizes and settings, recipe, augmentation). Its hash is
+learnt (model, variant, stage, data, profile sizes and settings, recipe, augmentation, the training-split
+hook). Its hash is
 stored in the record, so a grid can tell a committed record of the same configuration from a stale one.
 
 Importing this module imports no torch (the CLI builds its parser from it): the functions do.
@@ -20,6 +22,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from handlib.dataset_registry import DATASETS
 from handlib.errors import UsageError
 from handlib.profiles import get_profile
 
@@ -72,18 +75,16 @@ def resolve_run(model: str, variant: str | None, dataset: str, profile: str, con
             raise UsageError(f"--epochs must be at least 1, got {epochs}")
         recipe = replace(recipe, epochs=epochs)
     # Real data fixes the joint convention; synthetic hands can be rendered in any of them.
-    convention = convention or (dataset if dataset != "synthetic" else spec.convention)
+    convention = convention or (spec.convention if _rendered(dataset) else dataset)
     return spec, variant, prof, recipe, convention
 
 
 def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, augmented: bool) -> dict:
     """Everything that changes what a run learns (not where it runs, nor how many seeds there are)."""
-    from handlib.synth.cache import RENDER_VERSION
-
     sizes = {k: v for k, v in asdict(prof).items() if k not in ("seeds", "name")}
     config = {"model": spec.name, "variant": variant, "stage": stage_key(spec), "dataset": dataset,
-              # synthetic frames change with the renderer (its cache version); real data does not
-              "data_version": RENDER_VERSION if dataset == "synthetic" else None,
+              # rendered frames change with the renderer (its cache version); real data does not
+              "data_version": data_version(dataset),
               "convention": convention, "profile": prof.name, "data": spec.data,
               "clip_length": spec.clip_length, "sizes": sizes, "recipe": recipe.to_dict(),
               "augmentation": augmented, "selection": spec.selection.name}
@@ -92,10 +93,28 @@ def run_config(spec, variant: str, dataset: str, convention: str, prof, recipe, 
         config["clip_stride"] = spec.clip_stride
     if spec.test_clips != "windows":
         config["test_clips"] = spec.test_clips
+    if spec.train_split is not None:    # the run trains on what this hook makes of the training split
+        config["train_split"] = spec.train_split_name
     if spec.upstreams:     # a retrained earlier stage makes its later stages' records stale
         hashes = [expected_hash(up.model, up.variant, dataset, prof.name) for up in spec.upstreams]
         config["upstream_hash"] = hashes[0] if len(hashes) == 1 else hashes
     return config
+
+
+def _rendered(dataset: str) -> bool:
+    return dataset in DATASETS and DATASETS[dataset].synthetic
+
+
+def data_version(dataset: str):
+    """What a run's frames depend on besides the configuration: the renderer's cache version for the
+    synthetic hands, with the sensor model's for the real-like ones (None for recorded data)."""
+    from handlib.synth.cache import RENDER_VERSION, SENSOR_VERSION
+
+    if not _rendered(dataset):
+        return None
+    if DATASETS[dataset].domain == "real-like":
+        return {"render": RENDER_VERSION, "sensor": SENSOR_VERSION}
+    return RENDER_VERSION
 
 
 def config_hash(config: dict) -> str:
@@ -252,18 +271,24 @@ def train_and_record(model: str, *, variant: str | None = None, dataset: str = "
     # Settings that start the network from the training data (a profile knob), before any resume.
     model_init = spec.data_init(net, splits["train"], prof.extra) if spec.data_init else None
     forward, infer = spec.forward, spec.inference_forward
-    for stage, stage_net in zip(spec.upstreams, load_upstream(spec, dataset, profile, seed, convention,
-                                                             prof.image_size, runs_root)):
+    stage_nets = load_upstream(spec, dataset, profile, seed, convention, prof.image_size, runs_root)
+    for stage, stage_net in zip(spec.upstreams, stage_nets):
         if stage.embed is not None:         # copied into the network's own frozen layers, once
             stage.embed(net, stage_net)
         else:                               # run beside it, feeding each batch
             forward = staged_forward(forward, stage_net, stage.attach)
             infer = staged_forward(infer, stage_net, stage.attach)
+    if spec.train_split is not None:        # e.g. the training split mixed with frames an upstream labelled
+        if not ctx.is_main:                 # rank 0 first: the others then read what it cached
+            distributed.barrier()
+        splits["train"] = spec.train_split(splits["train"], stage_nets, prof)
+        if ctx.is_main:
+            distributed.barrier()
     meta = {"model": model, "variant": variant, "dataset": dataset, "convention": convention,
             "profile": profile, "image_size": prof.image_size, "stage": config["stage"],
             # Part of what is learnt: a resume must use the same augmentation (None = none).
             "augmentation": f"{model}.training_augmentation({dataset})" if batch_transform else None,
-            "model_init": model_init}
+            "model_init": model_init, "train_split": config.get("train_split")}
     if checkpoint_every is None:
         checkpoint_every = max(25, len(splits["train"]) // recipe.batch_size // 4)
     options = TrainOptions(seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile,

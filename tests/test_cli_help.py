@@ -62,7 +62,7 @@ def test_command_help_exits_0(path, capsys):
 
 
 @pytest.mark.parametrize("path,shown", [
-    (("train",), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{synthetic,nyu,icvl,msra,hands17}", "{smoke,book,full}",
+    (("train",), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{synthetic,real-like,nyu,icvl,msra,hands17}", "{smoke,book,full}",
                   "{auto,off,bf16,fp16}"]),
     (("bench", "train"), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{smoke,book,full}"]),
     (("bench", "infer"), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{nyu,icvl,msra,hands17}"]),

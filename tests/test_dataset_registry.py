@@ -58,7 +58,8 @@ def test_module_lists_read_the_registry():
 
 
 def test_each_entry_is_consistent():
-    assert dataset_names("trainable") == ("synthetic", "nyu", "icvl", "msra")   # HANDS2017 has no test labels
+    # HANDS2017 has no test labels
+    assert dataset_names("trainable") == ("synthetic", "real-like", "nyu", "icvl", "msra")
     assert dataset_names("part_labels") == ("synthetic",)
     assert set(get_dataset("synthetic").conventions) == set(CONVENTIONS)
     for info in DATASETS.values():

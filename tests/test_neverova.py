@@ -212,8 +212,10 @@ def test_registry_entries():
     assert [(u.model, u.variant) for u in seg.for_variant("weak").upstreams] == [("neverova_seg", "synthetic")]
     assert seg.data == "parts" and seg.selection.name == "pixel_accuracy" and not seg.selection.lower_is_better
     assert seg.build(variant="synthetic", seg_size="fast").seg_size == nv.FAST_SEG_SIZE
-    # the recipe's per-epoch decay ends where Torch7's learningRateDecay does after 100 epochs
-    assert nv.SEG_RECIPE.lr_at(99) == pytest.approx(0.1 / (1 + 100 * 170_974 * 1e-5))
+    # Torch7's learningRateDecay: lr / (1 + t · 1e-5) after t updates; the weak stage goes on at the end rate
+    assert nv.SEG_RECIPE.schedule == "inverse" and nv.SEG_RECIPE.per_step
+    assert nv.SEG_RECIPE.lr_at_step(170_974, 170_974) == pytest.approx(0.1 / (1 + 170_974 * 1e-5))
+    assert nv.WEAK_RECIPE.lr == pytest.approx(0.1 / (1 + 100 * 170_974 * 1e-5))
 
 
 # --- the weak mix: no real-like label may reach training ---------------------------------------------
@@ -345,3 +347,72 @@ def test_per_image_normalisation_ignores_the_batch():
     assert torch.allclose(together[1:2], alone, atol=1e-5)
     net.eval()
     assert torch.allclose(net(x)["log_probs"], together, atol=1e-5)
+
+
+# --- the run-level training-split hook: the weak run trains on the mix ----------------------------------
+
+def test_weak_run_trains_on_the_mix_and_names_the_hook(tmp_path, monkeypatch):
+    pytest.importorskip("faiss")
+    from dataclasses import replace
+
+    from handlib import checkpoint, restoration, train
+    from handlib.runs import default_out_dir, resolve_run, run_config, train_and_record
+
+    seg = get_model_spec("neverova_seg")
+    weak = seg.for_variant("weak")
+    assert weak.train_split is nv.weak_split and weak.train_split_name == "handlib.models.neverova.weak_split"
+    assert seg.for_variant("synthetic").train_split is None
+    with pytest.raises(ValueError, match="train_split"):      # a lambda's name would not identify the data
+        replace(seg, train_split=lambda train, stage_nets, profile: train)
+
+    def config(variant):
+        spec, variant, prof, recipe, convention = resolve_run("neverova_seg", variant, "synthetic", "smoke", None, None)
+        return run_config(spec, variant, "synthetic", convention, prof, recipe, False)
+
+    assert config("weak")["train_split"] == "handlib.models.neverova.weak_split"
+    assert "train_split" not in config("synthetic")    # no hook, no key: every other model keeps its hash
+
+    # the frozen synthetic-only f_s where a `train neverova_seg --variant synthetic` run leaves it (untrained
+    # weights: what is tested is the wiring, not what it learns)
+    upstream = tmp_path / default_out_dir("neverova_seg", "synthetic", "synthetic", "smoke", 0) / "best.pt"
+    upstream.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    checkpoint.save({"format_version": checkpoint.FORMAT_VERSION, "kind": "best",
+                     "meta": {"model": "neverova_seg", "variant": "synthetic", "dataset": "synthetic"},
+                     "model": nv.build_seg("synthetic").state_dict()}, upstream)
+
+    class Seen(Exception):
+        """Stops the run once the loop has been handed its training split (no training needed here)."""
+
+    def spy(net, loss, predict, train_set, val_set, recipe, options, *args, **kwargs):
+        raise Seen(train_set, net, options.meta)
+
+    monkeypatch.setattr(train, "fit", spy)
+    # an untrained f_s's restorations are accepted or not by chance: fix the verdict
+    monkeypatch.setattr(restoration, "accept", lambda before, after, joints, parts: True)
+    with pytest.raises(Seen) as stopped:
+        train_and_record("neverova_seg", variant="weak", profile="smoke", runs_root=tmp_path, progress=False)
+    mix, net, meta = stopped.value.args
+    assert isinstance(mix, nv.WeakMix) and len(mix.synthetic) == 64              # smoke: 64 synthetic frames
+    assert len(mix) == 64 * 10 // 9 and sum(mix.is_real(i) for i in range(len(mix))) == len(mix) // 10
+    assert len(mix.real_like) == 64 // 9 and mix.real_like.domain == "real-like"
+    assert meta["train_split"] == "handlib.models.neverova.weak_split"
+    frozen = checkpoint.load(upstream)["model"]                  # the weak stage starts from f_s's weights
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in frozen.items())
+
+
+def test_regression_trains_on_the_real_like_dataset(tmp_path):
+    """`python -m handlib train neverova_reg --dataset real-like`: f_r on the sensor-corrupted frames."""
+    from handlib.cli import build_parser
+    from handlib.runs import expected_hash, train_and_record
+
+    args = build_parser().parse_args(["train", "neverova_reg", "--variant", "direct", "--dataset", "real-like"])
+    assert args.dataset == "real-like"
+    record, _, _ = train_and_record("neverova_reg", variant="direct", dataset="real-like", profile="smoke",
+                                    runs_root=tmp_path, results_dir=tmp_path / "results", progress=False)
+    assert record["dataset"] == "real-like" and record["convention"] == "nyu"
+    assert math.isfinite(record["test"]["mean_error_mm"])
+    # the frames depend on the sensor model too: its version is part of the configuration
+    assert set(record["config"]["data_version"]) == {"render", "sensor"}
+    assert record["config_hash"] == expected_hash("neverova_reg", "direct", "real-like", "smoke")
+    assert expected_hash("neverova_reg", "direct", "synthetic", "smoke") != record["config_hash"]

@@ -140,12 +140,15 @@ def test_fit_learns_and_records_history(tmp_path):
 
 
 FAST_BF16 = replace(RECIPE, precision="bf16", fused_optimizer=True)
+INVERSE = replace(RECIPE, optimizer="sgd", schedule="inverse", gamma=1.0, lr_decay=0.05)
 
 
 # mid-epoch, epoch boundary, mid-epoch of epoch 2; fp16 autocast, whose GradScaler state resumes too;
-# and a bf16 recipe with the fused optimiser (its state resumes as the per-tensor loop's does)
+# and a bf16 recipe with the fused optimiser (its state resumes as the per-tensor loop's does); an
+# inverse-time schedule (its rate a function of the global step) stopped mid-epoch 2
 @pytest.mark.parametrize("stop_at, amp, recipe", [(2, "off", RECIPE), (5, "off", RECIPE), (7, "off", RECIPE),
-                                                  (3, "fp16", RECIPE), (5, "auto", FAST_BF16)])
+                                                  (3, "fp16", RECIPE), (5, "auto", FAST_BF16),
+                                                  (7, "off", INVERSE)])
 def test_resume_is_bit_identical(tmp_path, stop_at, amp, recipe):
     reference, ref_result = run(tmp_path / "ref", amp=amp, recipe=recipe)
     _, first = run(tmp_path / "run", stop_after_step=stop_at, amp=amp, recipe=recipe)
@@ -344,6 +347,25 @@ def test_cosine_schedule_with_warm_up_is_set_every_step():
     assert [h["lr"] for h in result.history] == pytest.approx([1e-2 * expected[3], 1e-2 * expected[7]])
 
 
+def test_inverse_schedule_is_torch7_learning_rate_decay():
+    """Torch7 optim.sgd's learningRateDecay: lr / (1 + t * decay) at the update after t updates."""
+    recipe = Recipe(optimizer="sgd", schedule="inverse", lr=0.1, lr_decay=0.25, epochs=2, batch_size=8)
+    assert [recipe.lr_at_step(t, 4) for t in range(8)] == pytest.approx([0.1 / (1 + 0.25 * t) for t in range(8)])
+    assert recipe.per_step and Recipe.from_dict(recipe.to_dict()) == recipe
+    assert recipe.to_dict()["lr_decay"] == 0.25
+    warm = replace(recipe, warmup_fraction=0.25)          # a warm-up ramps the same rates up over 2 steps
+    assert [warm.lr_at_step(t, 4) for t in range(3)] == pytest.approx([0.05, 0.1 / 1.25, 0.1 / 1.5])
+    with pytest.raises(ValueError, match="lr_decay"):
+        Recipe(schedule="inverse")
+    with pytest.raises(ValueError, match="lr_decay"):
+        Recipe(lr_decay=-1e-5)
+    model = make_model()
+    result = fit(model, tiny_loss, tiny_predict, TinyDataset(32), TinyDataset(8, seed=1), recipe,
+                 TrainOptions(device="cpu", progress=False))
+    # the rate of each epoch's last step: after 3 and 7 updates
+    assert [h["lr"] for h in result.history] == pytest.approx([0.1 / 1.75, 0.1 / 2.75])
+
+
 def test_recipe_fields_added_later_leave_old_configurations_unchanged():
     """warmup_fraction at its default is not in to_dict(), so the committed records' configuration
     hashes still match what the current code would train (their runs are reused, not retrained)."""
@@ -352,7 +374,7 @@ def test_recipe_fields_added_later_leave_old_configurations_unchanged():
 
     from handlib.experiments import expected_hash
 
-    assert not {"warmup_fraction", "precision", "fused_optimizer"} & set(Recipe().to_dict())
+    assert not {"warmup_fraction", "precision", "fused_optimizer", "lr_decay"} & set(Recipe().to_dict())
     assert Recipe(warmup_fraction=0.1).to_dict()["warmup_fraction"] == 0.1
     assert Recipe.from_dict(Recipe(warmup_fraction=0.1).to_dict()) == Recipe(warmup_fraction=0.1)
     records = sorted((Path(__file__).resolve().parents[1] / "data" / "results").glob("crossinfonet__*book*.json"))

@@ -41,3 +41,24 @@ def test_joint_statistics_are_the_mean_and_spread_of_evenly_spaced_frames():
     assert torch.allclose(mean, torch.full((14, 3), 4.0))
     with pytest.raises(ValueError, match="at least 2 frames"):
         joint_statistics(frames[:1])
+
+
+def test_real_like_splits_are_the_real_like_domain(tmp_path, monkeypatch):
+    from handlib.dataset_registry import dataset_names, get_dataset
+
+    monkeypatch.setenv("HANDLIB_CACHE_DIR", str(tmp_path))
+    assert get_dataset("real-like").domain == "real-like" and get_dataset("synthetic").domain == "synthetic"
+    assert "real-like" in dataset_names("synthetic") and "real-like" not in dataset_names("part_labels")
+    splits = build_datasets("real-like", TINY, "nyu", 32, 0)
+    clean = build_datasets("synthetic", TINY, "nyu", 32, 0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 6, "val": 3, "test": 2}
+    assert all(split.domain == "real-like" for split in splits.values())
+    sample = splits["train"][0]
+    check_sample(sample, size=32, num_joints=14)
+    assert not sample["parts_trainable"]                      # its part labels never train anything
+    # another stream than the synthetic dataset's (the domain keys every frame): other poses
+    assert not torch.equal(sample["joints"], clean["train"][0]["joints"])
+    clips = build_datasets("real-like", TINY, "nyu", 32, 0, clip_length=2)
+    assert clips["test"].domain == "real-like" and clips["test"][0]["depth"].shape[0] == 2
+    with pytest.raises(ValueError, match="no per-pixel part labels"):
+        build_datasets("real-like", TINY, "nyu", 32, 0, part_labels=True)

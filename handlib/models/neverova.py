@@ -685,10 +685,9 @@ def weak_training_split(synthetic, seg_net: SegNet, real_like=None, *, ratio: in
 
 
 def weak_split(train, stage_nets, profile):
-    """The weak variant's training split, for a run: the 9 : 1 mix built with the frozen synthetic-only f_s
-    (``stage_nets[0]``) from the loaded synthetic training split: what a run's hook from (loaded training split,
-    frozen stages, profile) to the split it trains on calls (``handlib.runs`` has no such hook yet: until it
-    does, the ``weak`` variant trains on the synthetic split alone)."""
+    """The weak variant's training split, for a run (its ``ModelSpec.train_split`` hook): the 9 : 1 mix
+    built with the frozen synthetic-only f_s (``stage_nets[0]``) from the loaded synthetic training split,
+    with ``profile.extra["dictionary_per_map"]`` patches per label map (default :data:`DICTIONARY_PER_MAP`)."""
     per_map = profile.extra.get("dictionary_per_map", DICTIONARY_PER_MAP)
     return weak_training_split(train, stage_nets[0], per_map=per_map)[0]
 
@@ -696,12 +695,14 @@ def weak_split(train, stage_nets, profile):
 # --- recipes and the registry entries ---------------------------------------------------------------
 
 # f_s: Torch7 SGD, lr 0.1, learningRateDecay 1e-5 (lr / (1 + t · 1e-5), t in updates), batch 1, 100 epochs
-# over 170,974 renders. The recipe has no inverse-time schedule: an exponential decay per epoch with the
-# same end rate stands in (0.1 / (1 + 1.7 M · 1e-5) after 100 epochs: 5.8e-4, γ = 0.949).
-SEG_RECIPE = Recipe(optimizer="sgd", lr=0.1, momentum=0.0, epochs=100, batch_size=1, schedule="exponential",
-                    gamma=(1 / (1 + 100 * 170_974 * 1e-5)) ** (1 / 99))
-# The weak fine-tuning: 10 epochs on the 9 : 1 mix, at the rate the first stage ended with.
-WEAK_RECIPE = Recipe(optimizer="sgd", lr=SEG_RECIPE.lr_at(99), momentum=0.0, epochs=10, batch_size=1)
+# over 170,974 renders.
+SEG_FRAMES = 170_974
+SEG_RECIPE = Recipe(optimizer="sgd", lr=0.1, momentum=0.0, epochs=100, batch_size=1, schedule="inverse",
+                    lr_decay=1e-5)
+# The weak fine-tuning: 10 epochs on the 9 : 1 mix, at the rate the first stage ended with (after its
+# 100 · 170,974 updates: 0.1 / 18.1).
+WEAK_RECIPE = Recipe(optimizer="sgd", lr=SEG_RECIPE.lr_at_step(SEG_RECIPE.epochs * SEG_FRAMES, SEG_FRAMES),
+                     momentum=0.0, epochs=10, batch_size=1)
 # f_r: Adam, lr 0.05, batch 64 (the epochs are not given: 30 here).
 REG_RECIPE = Recipe(optimizer="adam", lr=0.05, epochs=30, batch_size=64)
 
@@ -727,8 +728,11 @@ SEG_SPEC = register_model(ModelSpec(
     data="parts",
     forward=seg_forward,
     selection=Selection(name="pixel_accuracy", lower_is_better=False, evaluate=seg_evaluate),
+    # weak: starts from the synthetic-only f_s (embedded), trains on the 9 : 1 mix that f_s's restored
+    # predictions on real-like frames make with the synthetic split (weak_split)
     variant_overrides={"weak": {"recipe": WEAK_RECIPE,
-                                "upstream": Upstream("neverova_seg", "synthetic", embed=embed_seg)}},
+                                "upstream": Upstream("neverova_seg", "synthetic", embed=embed_seg),
+                                "train_split": weak_split}},
     build_settings=("seg_size",),
 ))
 

@@ -112,6 +112,10 @@ class ModelSpec:
     # (net, training split, profile settings) -> name of the setting applied (recorded; checked on resume)
     data_init: Callable[..., str] | None = None
     upstream: Upstream | tuple[Upstream, ...] | None = None
+    # (loaded training split, frozen upstream networks in ``upstreams`` order, Profile) -> the dataset the
+    # run trains on (e.g. a mix of that split and frames labelled by an upstream stage); called once the
+    # upstream stages are loaded; its qualified name enters the run's configuration (see train_split_name)
+    train_split: Callable[[Any, list, Any], Any] | None = None
     # variant id -> fields that differ for that variant (e.g. a clip network's input_kind, data,
     # recipe, upstream, forward): ``for_variant`` applies them
     variant_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -141,6 +145,8 @@ class ModelSpec:
             bad("clip_stride", "at least 1")
         if self.test_clips not in ("windows", "concatenated"):
             bad("test_clips", "'windows' or 'concatenated'")
+        if self.train_split is not None and "<" in self.train_split_name:
+            bad("train_split", "a module-level function (its qualified name identifies the run's data)")
         unknown = sorted(set(self.variant_overrides) - set(self.variants))
         if unknown:
             bad("variant_overrides", f"keys among the variants {list(self.variants)}, not {unknown}")
@@ -166,6 +172,13 @@ class ModelSpec:
         profile's image size, with the profile's settings named in ``build_settings``."""
         settings = {k: profile.extra[k] for k in self.build_settings if k in profile.extra}
         return self.build(variant=variant, convention=convention, image_size=profile.image_size, **settings)
+
+    @property
+    def train_split_name(self) -> str | None:
+        """``module.qualname`` of :attr:`train_split` (how a run's configuration names it), None if unset."""
+        if self.train_split is None:
+            return None
+        return f"{self.train_split.__module__}.{self.train_split.__qualname__}"
 
     @property
     def inference_forward(self) -> Callable[[Any, dict], Any]:
