@@ -121,8 +121,10 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
         "smoke": {"train_frames": 64, "val_frames": 16, "test_frames": 16, "batch_size": 8, "image_size": 48,
                   "seg_size": "fast", "dictionary_per_map": 16,
                   "variants": {v: {"recipe": {"lr": 1e-3}} for v in _REG_VARIANTS}},
+        # book: placeholder sizes (no book run yet); the fast segmentation and f_r's Adam 1e-3 as at smoke.
         "book": {"train_frames": 20_000, "val_frames": 400, "test_frames": 2_000, "epochs": 1, "batch_size": 32,
-                 "image_size": 48, "seeds": (0, 1, 2)},
+                 "image_size": 48, "seeds": (0, 1, 2), "seg_size": "fast",
+                 "variants": {v: {"recipe": {"lr": 1e-3}} for v in _REG_VARIANTS}},
         "full": {"train_frames": 170_974, "val_frames": 5_000, "test_frames": 8_252, "epochs": 100, "batch_size": 1,
                  "image_size": 48, "seeds": (0, 1, 2),
                  "variants": {"weak": {"epochs": 10},
