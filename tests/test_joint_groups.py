@@ -17,6 +17,13 @@ SMALL = dict(image_size=64, width=16, branch=8)       # 16 x 16 maps: every bloc
 J = 14
 
 
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-equal, NaN equal to NaN (θ's trace holds NaN at the points not reached)."""
+    if a.is_floating_point():
+        return a.shape == b.shape and torch.equal(torch.nan_to_num(a, nan=7.5), torch.nan_to_num(b, nan=7.5))
+    return torch.equal(a, b)
+
+
 def small(variant="g3", seed=0, **kw):
     torch.manual_seed(seed)
     return JG.build(variant, **{**SMALL, **kw})
@@ -90,6 +97,21 @@ def test_temperature_schedule_and_step_counter(batch):
     assert int(net.step) == 3                       # evaluation takes no step
     with pytest.raises(ValueError, match="anneal_steps"):
         JG.temperature_at(0, 0)
+
+
+def test_theta_is_traced_at_fixed_steps(batch):
+    net = small(anneal_steps=16)                     # trace at steps 0, 2, 4, ...
+    assert net.trace_steps.tolist()[:3] == [0, 2, 4] and net.trace_steps.tolist()[8] == 16
+    opt = torch.optim.Adam([net.theta], lr=0.1)
+    seen = []
+    for _ in range(3):
+        seen.append(net.theta.detach().clone())
+        JG.loss(JG.forward(net, batch), batch)["total"].backward()
+        opt.step()
+        opt.zero_grad()
+    assert torch.equal(net.theta_trace[0], seen[0]) and torch.equal(net.theta_trace[1], seen[2])
+    assert not torch.equal(seen[2], seen[0]) and torch.isnan(net.theta_trace[2:]).all()
+    assert "theta_trace" in net.state_dict()
 
 
 def test_hard_argmax_at_test_is_deterministic(batch):
@@ -259,7 +281,7 @@ def test_variants_share_the_initial_weights_of_shared_layers():
     g3, no_fusion, g4 = small("g3", seed=3), small("g3_no_fusion", seed=3), small("g4", seed=3)
     a, b, c = g3.state_dict(), no_fusion.state_dict(), g4.state_dict()
     shared = [k for k in b if k in a and not k.startswith("fusion.")]
-    assert len(shared) > 100 and all(torch.equal(a[k], b[k]) for k in shared)
+    assert len(shared) > 100 and all(same(a[k], b[k]) for k in shared)
     branch_keys = [k for k in a if k.startswith(("branches.2.", "recovery.2."))]
     assert branch_keys and all(torch.equal(a[k], c[k]) for k in branch_keys)
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in g3.modules())
@@ -346,7 +368,7 @@ def test_resume_is_exact(tmp_path):
     resumed, _ = run(tmp_path / "run", resume=True)
     assert int(resumed.step) == int(reference.step) == 8
     for key, value in reference.state_dict().items():
-        assert torch.equal(resumed.state_dict()[key], value), key
+        assert same(resumed.state_dict()[key], value), key
     assert not torch.equal(reference.theta, torch.full((J, 3), 0.5))      # θ did learn
 
 

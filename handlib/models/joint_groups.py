@@ -86,6 +86,7 @@ TAU_MIN = 0.1
 ANNEAL_STEPS = 1_000        # default when no profile sets it (summary, bench, tests)
 HEATMAP_SIGMA = 1.0         # map cells (2 cells of the code's 64 grid = 1 cell of ours, relative to the crop)
 HEATMAP_WEIGHT = 0.1        # λ: a zero map costs πσ² ≈ 3.1 per joint, so λ·3.1 is about the L1 terms' start
+TRACE_POINTS = 13          # θ kept at steps k · anneal_steps / 8, k = 0..12 (τ reaches τ_min at k = 8)
 RELEASED_TEST_SEED = 60     # eval_RHD.py seeds its stochastic test-time sampling with 60
 RANDOM_GROUPING_SEED = 2021  # the random fixed grouping: one constant draw, the same for every run seed
 SELECTORS = ("learned", "hand", "random")
@@ -397,7 +398,8 @@ class JointGroupsNet(nn.Module):
     """(B, C, S, S) crop → dict: ``uv`` (B, J, 2) crop pixels, ``z`` (B, J) normalised depth (the selected
     groups' outputs summed with the selection's weights), ``heatmaps0`` (B, J, S/4, S/4) backbone maps,
     ``group_uv`` (B, G, J, 2), ``group_z`` (B, G, J), ``selection`` (J, G), ``heatmap_weight`` (the loss's λ)
-    and, in training, ``temperature``. ``return_features`` adds ``features``: ``encoding``, ``shared``
+    and, in training, ``temperature``. Buffers: ``step`` (training steps taken), ``noise_seed``, and
+    ``theta_trace`` (θ before the steps ``trace_steps``, NaN until reached; learned variants). ``return_features`` adds ``features``: ``encoding``, ``shared``
     (backbone_conv output), ``branches`` and ``fused`` (lists per group), ``group_heatmaps`` and
     ``group_depthmaps`` (B, G, J, S/4, S/4)."""
 
@@ -439,6 +441,10 @@ class JointGroupsNet(nn.Module):
         self.learned = learned
         self.register_buffer("step", torch.zeros((), dtype=torch.long))          # training steps taken
         self.register_buffer("noise_seed", torch.tensor(torch.initial_seed() % 2**62, dtype=torch.long))
+        # θ as it was at TRACE_POINTS steps of training (NaN until reached), kept in the checkpoints: the
+        # groups the network had learnt at each point, without another run.
+        self.register_buffer("trace_steps", torch.tensor([round(k * anneal_steps / 8) for k in range(TRACE_POINTS)]))
+        self.register_buffer("theta_trace", torch.full((TRACE_POINTS, joints, config.groups), math.nan))
 
     # the selector
     def temperature(self, step: int | None = None) -> float:
@@ -467,6 +473,8 @@ class JointGroupsNet(nn.Module):
         if selection is None:
             if self.training and self.learned:
                 out["temperature"] = self.temperature()
+                with torch.no_grad():
+                    self.theta_trace[self.trace_steps == self.step] = self.theta.detach().float()
                 selection = self.sample_selection(int(self.step))
                 self.step += 1
             else:
