@@ -113,7 +113,8 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
     # placeholder until the learning curves choose it (README, "The book budget rule"): measured training
     # speed at batch 32, one thread, in process CPU time (the machine was busy): 64 px / width 64 / branch 32:
     # G = 1 124, G = 3 72, G = 4 54 samples/s (width 128: 36; width 32 / branch 16: 129); the full
-    # size (128 px / 256 / 32), G = 3: 3.7 samples/s, too slow for a CPU budget. At 32,000 frames a run the 21 runs (7 variants x 3 seeds) need about 75 min of
+    # size (128 px / 256 / 32), G = 3: 3.7 samples/s, too slow for a CPU budget. At 32,000 frames a run
+    # the 21 runs (7 variants x 3 seeds) need about 75 min of
     # training on 2 lanes. `anneal_steps`: the Gumbel-softmax temperature reaches its minimum after about two
     # thirds of each run's steps (smoke: 5 of 8). Book and smoke use the short-budget schedule of the other
     # chapters (5 % warm-up, cosine decay): the full recipe's step decay
