@@ -62,11 +62,11 @@ def test_command_help_exits_0(path, capsys):
 
 
 @pytest.mark.parametrize("path,shown", [
-    (("train",), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{synthetic,real-like,nyu,icvl,msra,hands17}", "{smoke,book,full}",
+    (("train",), ["{cadstn,crossinfonet,joint_groups,liu,neverova_reg,neverova_seg}", "{synthetic,real-like,nyu,icvl,msra,hands17}", "{smoke,book,full}",
                   "{auto,off,bf16,fp16}"]),
-    (("bench", "train"), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{smoke,book,full}"]),
-    (("bench", "infer"), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}", "{nyu,icvl,msra,hands17}"]),
-    (("summary",), ["{cadstn,crossinfonet,liu,neverova_reg,neverova_seg}"]),
+    (("bench", "train"), ["{cadstn,crossinfonet,joint_groups,liu,neverova_reg,neverova_seg}", "{smoke,book,full}"]),
+    (("bench", "infer"), ["{cadstn,crossinfonet,joint_groups,liu,neverova_reg,neverova_seg}", "{nyu,icvl,msra,hands17}"]),
+    (("summary",), ["{cadstn,crossinfonet,joint_groups,liu,neverova_reg,neverova_seg}"]),
     (("render",), ["{synthetic,real-like}"]),
     (("evaluate",), ["{nyu,icvl,msra}"]),
 ])

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 from handlib.recipe import Recipe
 
 MODEL_MODULES: list[str] = ["handlib.models.crossinfonet", "handlib.models.cadstn", "handlib.models.liu",
-                             "handlib.models.neverova"]
+                             "handlib.models.neverova", "handlib.models.joint_groups"]
 _REGISTRY: dict[str, "ModelSpec"] = {}
 
 INPUT_KINDS = ("frame", "clip")          # one (B, C, S, S) crop | (B, T, C, S, S) consecutive crops
@@ -224,7 +224,7 @@ def get_model_spec(name: str) -> ModelSpec:
 
 # The names model_names() returns, listed here so that CLI help texts need not import the models
 # (torch). tests/test_cli_help.py checks that the two agree.
-MODEL_NAMES = ("cadstn", "crossinfonet", "liu", "neverova_reg", "neverova_seg")
+MODEL_NAMES = ("cadstn", "crossinfonet", "joint_groups", "liu", "neverova_reg", "neverova_seg")
 
 
 class ModelChoices:
