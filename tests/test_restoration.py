@@ -105,12 +105,17 @@ def _energy_potts(labels, unary, edges, weight):
     return unary[np.arange(len(labels)), labels].sum() + weight * (labels[edges[:, 0]] != labels[edges[:, 1]]).sum()
 
 
-def test_crf_potts_tiny_case():
+def _one_wrong_pixel():
+    """The clean map, a dictionary cut from it, the map with one hand pixel mislabelled, the hand mask."""
     clean = _clean_map()
     dictionary = R.PatchDictionary(R.cut_patches(clean[None]), approximate=False)
     noisy = clean.copy()
     noisy[15, 15] = 8
-    mask = clean > 0
+    return clean, dictionary, noisy, clean > 0
+
+
+def test_crf_potts_tiny_case():
+    clean, dictionary, noisy, mask = _one_wrong_pixel()
     out = R.crf_potts(noisy, mask, dictionary)
     assert (out[mask] == clean[mask]).mean() > 0.99 and out[15, 15] == 1 and (out[~mask] == 0).all()
 
@@ -149,11 +154,7 @@ def test_overlap_costs_hand_made():
 
 
 def test_crf_overlap_tiny_case_and_energy():
-    clean = _clean_map()
-    dictionary = R.PatchDictionary(R.cut_patches(clean[None]), approximate=False)
-    noisy = clean.copy()
-    noisy[15, 15] = 8
-    mask = clean > 0
+    clean, dictionary, noisy, mask = _one_wrong_pixel()
     out = R.crf_overlap(noisy, mask, dictionary)
     assert (out[mask] == clean[mask]).mean() > 0.99 and (out[~mask] == 0).all()
 
