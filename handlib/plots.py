@@ -6,6 +6,7 @@
   min–max band.
 * :func:`per_joint_errors`: per-joint mean error bars, plus the overall mean.
 * :func:`skeleton_3d` / :func:`skeletons_3d`: interactive 3D skeletons (plotly), one scene per frame.
+* :func:`joint_groups`: a 2D skeleton with each joint coloured by the group it belongs to.
 
 Series are told apart by :func:`series_styles` (distinct colour, then line style), so a figure
 with a dozen variants never draws two of them alike. The matplotlib helpers draw into ``ax`` when
@@ -369,3 +370,33 @@ def skeleton_3d(joints: Mapping[str, object], convention: str | JointConvention,
     """One frame's skeletons in one 3D scene: :func:`skeletons_3d` with a single frame (``title``
     over the figure). ``joints`` maps a label to (J, 3) joints in mm of ``convention``."""
     return skeletons_3d([joints], convention, None, title=title, **kwargs)
+
+
+def joint_groups(uv, groups: Sequence[int], convention: str | JointConvention, ax=None, *,
+                 title: str | None = None, names: bool = False, figsize=(3.2, 3.2)):
+    """A hand's 2D skeleton (``uv`` (J, 2) crop pixels, image axes: y down) with each joint drawn in the
+    colour of its group (``groups`` (J,) ints, one colour per group, the same group the same colour in
+    every call); bones in grey. ``names`` writes each joint's name beside it. Returns the figure."""
+    conv = get_convention(convention) if isinstance(convention, str) else convention
+    points = np.asarray(torch.as_tensor(uv, dtype=torch.float64))
+    groups = [int(g) for g in groups]
+    if points.shape != (conv.num_joints, 2) or len(groups) != conv.num_joints:
+        raise ValueError(f"joint_groups: expected ({conv.num_joints}, 2) points and {conv.num_joints} groups for "
+                         f"{conv.name}, got {points.shape} and {len(groups)}")
+    fig, ax = _figure_axes(ax, figsize)
+    for parent, child in conv.bones:
+        ax.plot(points[[parent, child], 0], points[[parent, child], 1], "-", color="0.7", lw=1.5, zorder=1)
+    for g in sorted(set(groups)):
+        members = [j for j, k in enumerate(groups) if k == g]
+        ax.scatter(points[members, 0], points[members, 1], s=42, color=f"C{g}", edgecolor="k", lw=0.5, zorder=2,
+                   label=f"group {g + 1}")
+    if names:
+        for j, name in enumerate(conv.joint_names):
+            ax.annotate(name, points[j], fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_aspect("equal")
+    if not ax.yaxis_inverted():
+        ax.invert_yaxis()
+    ax.set_xticks([]); ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig

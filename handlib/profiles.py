@@ -42,6 +42,7 @@ PROFILES: dict[str, Profile] = {
 
 # Per-chapter overrides: {chapter: {profile: {field: value, "variants": {variant: {field: value}}}}}.
 # Every chapter's sizes live here.
+_SEG_VARIANTS = ("synthetic", "weak")                                 # neverova_seg's
 _REG_VARIANTS = ("direct", "cascade", "per_joint_synthetic", "per_joint_weak")   # neverova_reg's (Table 4)
 
 CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
@@ -115,25 +116,25 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
         "full": {"train_frames": 72_757, "val_frames": 5_000, "test_frames": 8_252, "epochs": 30, "batch_size": 32,
                  "image_size": 128, "width": 128, "seeds": (0, 1, 2)},
     },
-    # Learnable joint groups (issue 25): the depth adaptation's network (128 x 128, 256-channel hourglass,
-    # 32-channel groups) is the `full` size; `book` is a named smaller setting (64 x 64 crops, 16 x 16 maps,
-    # `width` hourglass channels, `branch` group channels) as in the Liu et al. chapter. Its budget is a
-    # placeholder until the learning curves choose it (README, "The book budget rule"): measured training
-    # speed at batch 32, one thread, in process CPU time (the machine was busy): 64 px / width 64 / branch 32:
-    # G = 1 124, G = 3 72, G = 4 54 samples/s (width 128: 36; width 32 / branch 16: 129); the full
-    # size (128 px / 256 / 32), G = 3: 3.7 samples/s, too slow for a CPU budget. At 32,000 frames a run
-    # the 21 runs (7 variants x 3 seeds) need about 75 min of
-    # training on 2 lanes. `anneal_steps`: the Gumbel-softmax temperature reaches its minimum after about two
-    # thirds of each run's steps (smoke: 5 of 8). Book and smoke use the short-budget schedule of the other
-    # chapters (5 % warm-up, cosine decay): the full recipe's step decay
-    # (handlib.models.joint_groups.RECIPE) acts between epochs, and these runs are one epoch.
+    # Learnable joint groups: the depth adaptation's network (128 x 128, 256-channel hourglass, 32-channel
+    # groups) is the `full` size; `book` is a named smaller setting (64 x 64 crops, 16 x 16 maps, 64 hourglass
+    # channels, 32 group channels) as in the Liu et al. chapter: the full size trains G = 3 at 3.7 samples/s on
+    # one thread of this AMD EPYC (Zen 4), too slow for a CPU budget. Book budget (data/bench/joint_groups-train/):
+    # every run one pass over 16,000 fresh frames (500 steps of batch 32), bf16 autocast with the fused Adam
+    # (1.24x fp32 with the per-tensor Adam for G = 3), so the 21 runs (7 variants x 3 seeds) take about 35 min
+    # of two lanes; the chapter's learning curves say what that budget leaves. `anneal_steps`: the
+    # Gumbel-softmax temperature reaches its minimum after two thirds of each run's steps (smoke: 5 of 8).
+    # Book and smoke use the short-budget schedule of the other chapters (5 % warm-up, cosine decay): the
+    # full recipe's step decay (handlib.models.joint_groups.RECIPE) acts between epochs, and these runs are
+    # one epoch.
     "joint_groups": {
         "smoke": {"train_frames": 64, "val_frames": 16, "test_frames": 16, "batch_size": 8, "image_size": 64,
                   "width": 16, "branch": 8, "anneal_steps": 5,
                   "recipe": {"schedule": "cosine", "warmup_fraction": 0.05}},
-        "book": {"train_frames": 32_000, "val_frames": 400, "test_frames": 2_000, "epochs": 1, "batch_size": 32,
-                 "image_size": 64, "width": 64, "branch": 32, "anneal_steps": 667, "seeds": (0, 1, 2),
-                 "recipe": {"schedule": "cosine", "warmup_fraction": 0.05}},
+        "book": {"train_frames": 16_000, "val_frames": 400, "test_frames": 2_000, "epochs": 1, "batch_size": 32,
+                 "image_size": 64, "width": 64, "branch": 32, "anneal_steps": 333, "seeds": (0, 1, 2),
+                 "recipe": {"schedule": "cosine", "warmup_fraction": 0.05, "precision": "bf16",
+                            "fused_optimizer": True}},
         "full": {"train_frames": 72_757, "val_frames": 5_000, "test_frames": 8_252, "epochs": 60, "batch_size": 32,
                  "image_size": 128, "width": 256, "branch": 32, "anneal_steps": 90_920, "seeds": (0, 1, 2)},
     },
@@ -149,10 +150,22 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
         "smoke": {"train_frames": 64, "val_frames": 16, "test_frames": 16, "batch_size": 8, "image_size": 48,
                   "seg_size": "fast", "dictionary_per_map": 16,
                   "variants": {v: {"recipe": {"lr": 1e-3}} for v in _REG_VARIANTS}},
-        # book: placeholder sizes (no book run yet); the fast segmentation and f_r's Adam 1e-3 as at smoke.
+        # book (from the measured speeds, data/bench/neverova-train/, and single-seed probes at 6,400 frames,
+        # data/bench/neverova-probes/): every network one pass over 20,000 fresh frames at batch 32, f_s in
+        # the paper's fast 24-pixel setting. A short budget's recipe is a named setting: the paper's SGD
+        # (0.1, batch 1, 100 epochs) reached 53.8 % validation pixel accuracy where Adam 1e-3 reached 58.6 %
+        # (SGD at 0.5: 47.7 %), so both f_s stages train with Adam 1e-3 (the weak stage at the rate the
+        # first ends with, as the paper); f_r's Adam at the paper's 0.05 reached 45.2 mm where 1e-3 reached
+        # 35.2 mm. f_s trains in bf16 (1.96x fp32 at 24 px), f_r in fp32 (bf16 only 1.09x); both with the
+        # fused Adam (the per-joint f_r has 82 M parameters: 1.38x over the per-tensor loop). The
+        # restoration's dictionary takes 16 patches per synthetic label map (320,000 patches; 64 per map
+        # takes ~7 min per seed to index).
         "book": {"train_frames": 20_000, "val_frames": 400, "test_frames": 2_000, "epochs": 1, "batch_size": 32,
-                 "image_size": 48, "seeds": (0, 1, 2), "seg_size": "fast",
-                 "variants": {v: {"recipe": {"lr": 1e-3}} for v in _REG_VARIANTS}},
+                 "image_size": 48, "seeds": (0, 1, 2), "seg_size": "fast", "dictionary_per_map": 16,
+                 "variants": {**{v: {"recipe": {"optimizer": "adam", "lr": 1e-3, "schedule": "constant",
+                                                "precision": "bf16", "fused_optimizer": True}}
+                                 for v in _SEG_VARIANTS},
+                              **{v: {"recipe": {"lr": 1e-3, "fused_optimizer": True}} for v in _REG_VARIANTS}}},
         "full": {"train_frames": 170_974, "val_frames": 5_000, "test_frames": 8_252, "epochs": 100, "batch_size": 1,
                  "image_size": 48, "seeds": (0, 1, 2),
                  "variants": {"weak": {"epochs": 10},

@@ -303,16 +303,17 @@ def _count(n: int, singular: str, plural: str) -> str:
     return f"{n if n else 'none'} {singular if n == 1 else plural}"
 
 
-def verdict_sentence(effects: pd.DataFrame) -> str:
+def verdict_sentence(effects: pd.DataFrame, whose: str = "the paper's") -> str:
     """One plain sentence counting :func:`paired_effects`' verdicts, e.g. "Of the paper's 4
     improvements, 1 reproduces (p < 0.05), 2 point the same way within the noise and 1 does not
-    reproduce." ("no: ..." verdicts count as not reproducing.)"""
+    reproduce." ("no: ..." verdicts count as not reproducing.) ``whose`` names the claims' owner where
+    they are not the paper's numbers (e.g. "the design's" for an ablation of one's own)."""
     verdicts = list(effects["verdict"])
     total = len(verdicts)
     noun = "improvement" if total == 1 else "improvements"
     one_seed = verdicts.count(ONE_SEED)
     if total and one_seed == total:
-        return (f"One seed per variant: the spread over seeds is unknown, so none of the paper's {total} "
+        return (f"One seed per variant: the spread over seeds is unknown, so none of {whose} {total} "
                 f"{noun} can be judged.")
     parts = [_count(verdicts.count(YES), "reproduces (p < 0.05)", "reproduce (p < 0.05)"),
              _count(verdicts.count(SAME_SIGN), "points the same way within the noise",
@@ -320,7 +321,7 @@ def verdict_sentence(effects: pd.DataFrame) -> str:
              _count(sum(v.startswith("no") for v in verdicts), "does not reproduce", "do not reproduce")]
     if one_seed:
         parts.append(_count(one_seed, "has one seed and cannot be judged", "have one seed and cannot be judged"))
-    return f"Of the paper's {total} {noun}, {', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}."
+    return f"Of {whose} {total} {noun}, {', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}."
 
 
 # --- where the error comes from ----------------------------------------------------------------

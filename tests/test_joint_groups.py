@@ -397,3 +397,12 @@ def test_summary_beside_the_specs_counts():
     # the code's 7,502,833 less its 24,576 frozen soft-argmax grids and 10,208 biases before BN
     assert sum(p.numel() for p in rgb.parameters()) == 7_502_833 - 24_576 - 10_208
     assert abs(count_flops(rgb, torch.zeros(1, 3, 256, 256)) / 2 / 11.27e9 - 1) < 0.001
+
+
+def test_grouping_agreement_is_the_rand_index_blind_to_group_numbers():
+    assert JG.grouping_agreement([0, 0, 1, 1], [1, 1, 0, 0]) == 1.0        # the same partition, renumbered
+    # pairs (01 02 03 12 13 23): a = same, apart, apart, apart, apart, same; b = same, same, apart, same, apart, apart
+    assert JG.grouping_agreement([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(3 / 6)
+    assert JG.grouping_agreement([0, 1, 2], [0, 0, 0]) == 0.0
+    with pytest.raises(ValueError, match="same joints"):
+        JG.grouping_agreement([0, 1], [0, 1, 2])

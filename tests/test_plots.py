@@ -241,3 +241,18 @@ def test_skeleton_3d_single_frame_titles_and_shape_check():
         plots.skeleton_3d({"t": pts[:5]}, "nyu")
     with pytest.raises(ValueError, match="2 titles"):
         plots.skeletons_3d([{"t": pts}], "nyu", titles=["a", "b"])
+
+
+def test_joint_groups_colours_each_joint_by_its_group():
+    conv = get_convention("nyu")
+    uv = torch.rand(conv.num_joints, 2) * 64
+    groups = [j % 3 for j in range(conv.num_joints)]
+    fig = plots.joint_groups(uv, groups, "nyu", names=True, title="t")
+    ax = fig.axes[0]
+    scatters = ax.collections
+    assert [len(c.get_offsets()) for c in scatters] == [sum(1 for g in groups if g == k) for k in range(3)]
+    assert np.allclose(scatters[1].get_offsets(), uv[[j for j, g in enumerate(groups) if g == 1]].numpy())
+    assert len(ax.lines) == len(conv.bones) and ax.yaxis_inverted()
+    with pytest.raises(ValueError, match="14 groups"):
+        plots.joint_groups(uv, groups[:-1], "nyu")
+    plt.close(fig)

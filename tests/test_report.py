@@ -213,6 +213,8 @@ def test_verdict_sentence_counts_each_kind():
         "the noise, and 2 do not reproduce.")
     one = pd.DataFrame({"verdict": ["one seed: cannot tell"] * 2})
     assert "none of the paper's 2 improvements can be judged" in report.verdict_sentence(one)
+    assert report.verdict_sentence(df, whose="the design's").startswith("Of the design's 3 improvements, 1 reproduces")
+    assert "none of the design's 2 improvements" in report.verdict_sentence(one, whose="the design's")
 
 
 # --- last_doubling ------------------------------------------------------------------------------

@@ -378,6 +378,18 @@ def random_groups(num_joints: int, sizes: tuple[int, ...], seed: int = RANDOM_GR
     return tuple(groups)
 
 
+def grouping_agreement(a, b) -> float:
+    """The share of joint pairs on which two groupings agree (both put the pair in one group, or both
+    apart): the Rand index, blind to how the groups are numbered. 1 for the same partition."""
+    a, b = torch.as_tensor(a).reshape(-1), torch.as_tensor(b).reshape(-1)
+    if a.shape != b.shape or a.numel() < 2:
+        raise ValueError(f"grouping_agreement: two groupings of the same joints (at least 2) expected, "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
+    same_a, same_b = a[:, None] == a[None, :], b[:, None] == b[None, :]
+    pairs = torch.triu(torch.ones_like(same_a), diagonal=1)
+    return float((same_a == same_b)[pairs].float().mean())
+
+
 # --- the network -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
