@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "handlib.data.cli",
     "handlib.models.summary",
     "handlib.train_cli",
+    "handlib.leaderboard_cli",
 ]
 BENCH_MODULES: list[str] = ["handlib.synth.cli", "handlib.infer_cli", "handlib.train_cli", "handlib.data.bench"]
 

@@ -81,6 +81,16 @@ def _counts(profile: Profile) -> dict[str, int]:
 def _synthetic(info: DatasetInfo, profile: Profile, convention: str, size: int, seed: int,
                clip_length: int | None) -> dict[str, Dataset]:
     counts = _counts(profile)
+    bench_length = profile.extra.get("bench_clip_length")
+    if bench_length:      # the one bench: counts are frames, every split rendered as clips of bench_length
+        if clip_length not in (None, bench_length):
+            raise ValueError(f"profile {profile.name!r} renders clips of {bench_length} frames; a network "
+                             f"reading clips of {clip_length} cannot share its frames")
+        per_clip = 1 if clip_length else bench_length   # clip networks' counts are already of clips
+        clips = info.load(clips=True)
+        made = {split: clips(split=split, n=max(1, counts[split] // per_clip), frames=bench_length, size=size,
+                             domain=info.domain, convention=convention, seed=seed) for split in SPLITS}
+        return made if clip_length else {split: FramesOfClips(made[split]) for split in SPLITS}
     if clip_length is None:
         frames = info.load()  # the renderer: imported only when used
         return {split: frames(split=split, n=counts[split], size=size, domain=info.domain,

@@ -57,8 +57,8 @@ def default_runs_root(profile: str) -> Path:
     """Where a grid keeps checkpoints: ``runs/`` under the current folder, and for the ``smoke`` profile
     a fixed folder beside the smoke records in the temporary directory (so a smoke record found there
     comes with its weights)."""
-    if profile == "smoke":
-        return Path(tempfile.gettempdir()) / "handlib-runs" / "smoke"
+    if profile in ("smoke", "smoke-bench"):
+        return Path(tempfile.gettempdir()) / "handlib-runs" / profile
     return Path(".")
 
 
@@ -74,50 +74,79 @@ def run_grid(model: str, *, profile: str, dataset: str = "synthetic", variants=N
     where checkpoints go (default: :func:`default_runs_root`). ``lanes``: how many runs train at once,
     each in its own process with cpu_count / lanes threads (default :func:`default_lanes`; 1 trains
     in this process). ``train_kwargs`` go to :func:`handlib.runs.train_and_record`."""
+    return run_grids([(model, variants)], profile=profile, dataset=dataset, seeds=seeds, data_root=data_root,
+                     retrain=retrain, results_dir=results_dir, runs_root=runs_root, progress=progress,
+                     lanes=lanes, **train_kwargs)[model]
+
+
+def run_grids(models, *, profile: str, dataset: str = "synthetic", seeds=None, data_root: str = "",
+              retrain: bool = False, results_dir: str | Path | None = None, runs_root: str | Path | None = None,
+              progress: bool = True, lanes: int | None = None, train: bool = True,
+              **train_kwargs) -> dict[str, Grid]:
+    """:func:`run_grid` for several models at once: ``models`` is a list of (model, variants or None);
+    returns {model: Grid}. The missing runs of all of them share the lanes, and a run that builds on
+    another model's run of the same seed (Neverova et al.'s regressor on its segmenter) starts once that
+    one has finished. ``train=False`` only loads: a missing run is left out of its grid's records."""
     import shutil
 
     from handlib.runs import run_dir
 
     convention = train_kwargs.pop("convention", None)
-    spec, _, prof, _, _ = resolve_run(model, None, dataset, profile, convention, None)
-    variants = tuple(variants or spec.variants)
-    seeds = tuple(prof.seeds if seeds is None else seeds)
-    runs_root = Path(runs_root) if runs_root is not None else default_runs_root(profile)
-    grid = Grid(model, profile, dataset, variants, seeds, {v: spec.label(v) for v in variants},
-                runs_root=runs_root)
-    missing = []
-    for variant in variants:
-        wanted = expected_hash(model, variant, dataset, profile, train_kwargs.get("epochs"),
-                               train_kwargs.get("augment"), convention)
-        for seed in seeds:
-            found = None if retrain else _committed(model, variant, dataset, profile, seed, wanted, results_dir)
-            if found is None:
-                out = run_dir(runs_root, spec.for_variant(variant), variant, dataset, profile, seed, wanted)
-                if retrain and out.exists():
-                    shutil.rmtree(out)
-                missing.append(dict(model=model, variant=variant, dataset=dataset, profile=profile, seed=seed,
-                                    out=str(out), resume=(out / "last.pt").is_file(), data_root=data_root,
-                                    results_dir=results_dir, runs_root=runs_root, convention=convention,
-                                    **train_kwargs))
-            else:
-                grid.records[variant, seed], grid.predictions[variant, seed] = found
-    # A later stage reads its earlier stages' weights: a run starts once the runs it builds on (same
-    # seed) have finished; the others train side by side meanwhile.
-    depths = stage_depths(spec, variants)     # refuses a variant that builds on itself
-    overridden = [k for k in ("epochs", "augment") if train_kwargs.get(k) is not None] + (["convention"] if convention else [])
-    if overridden and max(depths.values(), default=0) > 0:
-        # a later stage looks its earlier stages up by their default configuration
-        raise ValueError(f"run_grid: {', '.join(overridden)} cannot be overridden for {model!r}, whose variants "
-                         "build on each other; change the profile instead")
-    jobs = {(job["variant"], job["seed"]): job for job in missing}
-    after = {key: [(up, key[1]) for up in _grid_upstreams(spec, key[0], variants) if (up, key[1]) in jobs]
-             for key in jobs}
+    grids, missing, specs = {}, [], {}
+    for model, variants in models:
+        spec, _, prof, _, _ = resolve_run(model, None, dataset, profile, convention, None)
+        variants = tuple(variants or spec.variants)
+        model_seeds = tuple(prof.seeds if seeds is None else seeds)
+        root = Path(runs_root) if runs_root is not None else default_runs_root(profile)
+        grid = grids[model] = Grid(model, profile, dataset, variants, model_seeds,
+                                   {v: spec.label(v) for v in variants}, runs_root=root)
+        specs[model] = spec
+        for variant in variants:
+            wanted = expected_hash(model, variant, dataset, profile, train_kwargs.get("epochs"),
+                                   train_kwargs.get("augment"), convention)
+            for seed in model_seeds:
+                found = None if retrain else _committed(model, variant, dataset, profile, seed, wanted, results_dir)
+                if found is None:
+                    out = run_dir(root, spec.for_variant(variant), variant, dataset, profile, seed, wanted)
+                    if retrain and out.exists():
+                        shutil.rmtree(out)
+                    missing.append(dict(model=model, variant=variant, dataset=dataset, profile=profile, seed=seed,
+                                        out=str(out), resume=(out / "last.pt").is_file(), data_root=data_root,
+                                        results_dir=results_dir, runs_root=root, convention=convention,
+                                        **train_kwargs))
+                else:
+                    grid.records[variant, seed], grid.predictions[variant, seed] = found
+        # A later stage reads its earlier stages' weights: a run starts once the runs it builds on (same
+        # seed) have finished; the others train side by side meanwhile.
+        depths = stage_depths(spec, variants)     # refuses a variant that builds on itself
+        overridden = [k for k in ("epochs", "augment") if train_kwargs.get(k) is not None] + (["convention"] if convention else [])
+        if overridden and max(depths.values(), default=0) > 0:
+            # a later stage looks its earlier stages up by their default configuration
+            raise ValueError(f"run_grid: {', '.join(overridden)} cannot be overridden for {model!r}, whose variants "
+                             "build on each other; change the profile instead")
+    jobs = {(job["model"], job["variant"], job["seed"]): job for job in missing} if train else {}
+    after = {key: [(up_model, up, key[2]) for up_model, up in _upstream_runs(specs, key[0], key[1])
+                   if (up_model, up, key[2]) in jobs] for key in jobs}
+    trained = []
     for key, record in _train_all(jobs, after, lanes, progress):
-        grid.records[key] = record
-        grid.predictions[key] = results.load_predictions(record, results_dir)
-        grid.trained.append(key)
-    grid.trained.sort(key=list(jobs).index)     # in the grid's order, not the order they finished
-    return grid
+        model, variant, seed = key
+        grids[model].records[variant, seed] = record
+        grids[model].predictions[variant, seed] = results.load_predictions(record, results_dir)
+        trained.append(key)
+    trained.sort(key=list(jobs).index)      # in the grids' order, not the order they finished
+    for model, variant, seed in trained:
+        grids[model].trained.append((variant, seed))
+    return grids
+
+
+def _upstream_runs(specs: dict, model: str, variant: str) -> list[tuple[str, str]]:
+    """(model, variant) of the runs that ``model``'s ``variant`` builds on directly, among the models of
+    ``specs`` (an upstream without a variant is its model's default one)."""
+    found = []
+    for up in specs[model].for_variant(variant).upstreams:
+        if up.model in specs:
+            found.append((up.model, up.variant or specs[up.model].default_variant))
+    return found
 
 
 def _grid_upstreams(spec, variant: str, variants) -> list[str]:

@@ -90,6 +90,14 @@ def success_curve(errors: torch.Tensor, thresholds=DEFAULT_THRESHOLDS_MM,
     return (values.unsqueeze(0) <= t.unsqueeze(1)).to(torch.float64).mean(dim=1)
 
 
+def success_auc(errors: torch.Tensor, max_mm: float = 80.0, variant: str = "max-frame") -> float:
+    """Area under the success curve over 0..``max_mm`` (1 mm steps), normalised to [0, 1]: the mean of
+    the curve by the trapezoid rule (1.0: every frame within 0 mm)."""
+    thresholds = torch.arange(0, int(max_mm) + 1, dtype=torch.float64)
+    curve = success_curve(errors, thresholds, variant)
+    return float(torch.trapezoid(curve, thresholds) / max_mm)
+
+
 def subset_errors(errors: torch.Tensor, subsets: dict[str, slice]) -> dict[str, float]:
     """Mean error of each named frame slice, e.g. NYU's subject A/B ``{"A": slice(0, 2440), ...}``."""
     return {name: mean_error(errors[sl]) for name, sl in subsets.items()}

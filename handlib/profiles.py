@@ -175,6 +175,31 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
 }
 
 
+# The closing chapter's bench: every paper's model at its own chapter's sizes (crop, width, batch, recipe),
+# but all trained and tested on the same frames. `BENCH_PROFILES` maps each bench profile to the chapter
+# profile it starts from; `BENCH_BUDGET` replaces that profile's counts. The counts are frames, drawn as
+# rendered clips of `BENCH_CLIP_LENGTH` consecutive frames: the clip networks (CADSTN) read the clips,
+# every other network the same clips' frames one by one, so every model is tested on the same frames with
+# the same crop centres and cubes. Every network of a model's pipeline sees the same frames once.
+BENCH_PROFILES = {"smoke-bench": "smoke", "book-bench": "book"}
+BENCH_CLIP_LENGTH = 16
+BENCH_BUDGET = {
+    "smoke": {"train_frames": 64, "val_frames": 32, "test_frames": 32, "seeds": (0,)},
+    # book: 500 clips (8,000 frames, 250 steps of batch 32) a network; the chapter states the budget in
+    # lane-minutes and shows where every model's learning curve stands at it.
+    "book": {"train_frames": 8_000, "val_frames": 400, "test_frames": 2_000, "seeds": (0, 1, 2)},
+}
+# Chapters whose profile counts clips of BENCH_CLIP_LENGTH frames, not frames (their networks read clips).
+CLIP_COUNTED_CHAPTERS = ("cadstn",)
+# Settings counted in training steps follow the bench's budget (the Gumbel-softmax temperature's anneal).
+_STEP_SETTINGS = ("anneal_steps",)
+
+
+def base_profile(name: str) -> str:
+    """The chapter profile a profile starts from: itself, or a bench profile's base (``book-bench`` -> ``book``)."""
+    return BENCH_PROFILES.get(name, name)
+
+
 def check_choice(kind: str, value: str, valid) -> str:
     """Return ``value`` if valid, else raise ValueError listing the valid values."""
     if value not in valid:
@@ -186,7 +211,9 @@ def get_profile(name: str, chapter: str | None = None, variant: str | None = Non
     """The profile ``name``, with ``chapter``'s overrides applied when it has any, and then those of
     ``variant`` (the chapter's ``"variants": {variant: {...}}`` entry: a stage of a multi-stage paper
     may train at another batch or length; the other variants' settings do not enter this profile)."""
-    check_choice("profile", name, PROFILE_NAMES)
+    if name in BENCH_PROFILES:
+        return _bench_profile(name, chapter, variant)
+    check_choice("profile", name, PROFILE_NAMES + tuple(BENCH_PROFILES))
     profile = PROFILES[name]
     chapter_overrides = dict(CHAPTER_OVERRIDES.get(chapter or "", {}).get(name, {}))
     per_variant = chapter_overrides.pop("variants", {})
@@ -195,6 +222,21 @@ def get_profile(name: str, chapter: str | None = None, variant: str | None = Non
     fields = {k: v for k, v in overrides.items() if k in known}
     extra = {**profile.extra, **{k: v for k, v in overrides.items() if k not in known}}
     return replace(profile, **fields, extra=extra)
+
+
+def _bench_profile(name: str, chapter: str | None, variant: str | None) -> Profile:
+    """A chapter's profile with the bench's counts (frames, read as clips of BENCH_CLIP_LENGTH): one pass."""
+    base = get_profile(BENCH_PROFILES[name], chapter, variant)
+    budget = BENCH_BUDGET[base.name]
+    # The chapter's own counts are of clips where its networks read clips (CADSTN: clip_length set).
+    per_count = BENCH_CLIP_LENGTH if chapter in CLIP_COUNTED_CHAPTERS else 1
+    scale = budget["train_frames"] / (base.train_frames * per_count * base.epochs)
+    extra = {**base.extra, "bench_clip_length": BENCH_CLIP_LENGTH}
+    for key in _STEP_SETTINGS:
+        if key in extra:
+            extra[key] = max(1, round(extra[key] * scale))
+    return replace(base, name=name, epochs=1, seeds=budget["seeds"], extra=extra,
+                   **{k: budget[k] // per_count for k in ("train_frames", "val_frames", "test_frames")})
 
 
 def default_profile() -> str:

@@ -177,6 +177,78 @@ def t_test(per_seed: Sequence[float]) -> dict:
     return out
 
 
+def paired_frame_errors(a, b, *, names: tuple[str, str] = ("a", "b")):
+    """(S, F) per-frame errors of two models on the same seeds and test frames, as float arrays; a clear
+    ValueError when they are not paired. ``a`` / ``b``: {seed: (pred, truth)} of (F, J, 3) mm; the seeds
+    must be the same and each seed's truth identical (the same frames in the same order)."""
+    from handlib.metrics import joint_errors
+
+    first, second = names
+    if set(a) != set(b):
+        raise ValueError(f"{first} and {second} are not paired: seeds {sorted(a)} against {sorted(b)} "
+                         "(a paired comparison needs the same seeds)")
+    if not a:
+        raise ValueError(f"{first} and {second} have no runs to compare")
+    rows = {first: [], second: []}
+    for seed in sorted(a):
+        (pred_a, truth_a), (pred_b, truth_b) = a[seed], b[seed]
+        if tuple(truth_a.shape) != tuple(truth_b.shape) or not bool((truth_a == truth_b).all()):
+            raise ValueError(f"{first} and {second} are not paired: seed {seed}'s test frames differ "
+                             f"({tuple(truth_a.shape)} against {tuple(truth_b.shape)} joints, or other "
+                             "ground truth); a paired comparison needs the same frames in the same order")
+        rows[first].append(joint_errors(pred_a, truth_a).double().mean(1).numpy())
+        rows[second].append(joint_errors(pred_b, truth_b).double().mean(1).numpy())
+    return np.stack(rows[first]), np.stack(rows[second])
+
+
+def bootstrap_difference(errors_a, errors_b, *, resamples: int = 2000, seed: int = 0,
+                         level: float = 0.95) -> dict:
+    """Paired difference of two models' mean errors (a − b) with a bootstrap interval over test frames.
+
+    ``errors_a`` / ``errors_b``: (S, F) per-frame errors on the same seeds and frames
+    (:func:`paired_frame_errors`). Each seed's difference is paired frame by frame; the frames are
+    resampled with replacement (the same resample for every seed), and the percentile interval of the
+    seed-averaged difference is returned with the seed-level paired t test (:func:`t_test`): {diff,
+    ci_low, ci_high, resamples, frames, seeds, p_seeds, ci_low_seeds, ci_high_seeds}."""
+    a, b = np.asarray(errors_a, dtype=float), np.asarray(errors_b, dtype=float)
+    a, b = (x[None] if x.ndim == 1 else x for x in (a, b))
+    if a.shape != b.shape:
+        raise ValueError(f"not paired: per-frame errors of shape {a.shape} against {b.shape} "
+                         "(the same seeds and test frames are needed)")
+    per_frame = (a - b).mean(0)                          # (F,) seed-averaged paired difference
+    rng = np.random.default_rng(seed)
+    frames = per_frame.shape[0]
+    means = np.empty(resamples)
+    for start in range(0, resamples, 500):               # 500 resamples at a time: bounded memory
+        stop = min(resamples, start + 500)
+        picks = rng.integers(0, frames, size=(stop - start, frames))
+        means[start:stop] = per_frame[picks].mean(1)
+    tail = (1 - level) / 2 * 100
+    seeds = t_test((a - b).mean(1))
+    return {"diff": float(per_frame.mean()), "ci_low": float(np.percentile(means, tail)),
+            "ci_high": float(np.percentile(means, 100 - tail)), "resamples": resamples, "frames": frames,
+            "seeds": a.shape[0], "p_seeds": seeds["p"], "ci_low_seeds": seeds["ci_low"],
+            "ci_high_seeds": seeds["ci_high"]}
+
+
+def difference_sentence(first: str, second: str, stats: dict, unit: str = "mm") -> str:
+    """A bootstrap difference (:func:`bootstrap_difference`, ``first`` − ``second``) in words: which is
+    better, by how much, and whether the frames' interval and the seeds' t test both exclude zero."""
+    diff, low, high = stats["diff"], stats["ci_low"], stats["ci_high"]
+    better, worse = (first, second) if diff < 0 else (second, first)
+    frames_clear = low > 0 or high < 0
+    seeds_clear = stats["p_seeds"] < ALPHA if np.isfinite(stats["p_seeds"]) else False
+    interval = f"95 % interval over test frames {low:+.2f} to {high:+.2f} {unit}"
+    if frames_clear and seeds_clear:
+        tail = f"a clear difference ({interval}; over seeds p = {stats['p_seeds']:.3f})"
+    elif frames_clear:
+        tail = (f"clear over these test frames ({interval}) but not over training seeds "
+                f"(p = {stats['p_seeds']:.2f}): another seed could reverse it")
+    else:
+        tail = f"within noise ({interval})"
+    return f"{better} is {abs(diff):.2f} {unit} more accurate than {worse}: {tail}."
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment of a family of p values (NaN stays NaN and is not counted)."""
     p = np.asarray(p_values, dtype=float)

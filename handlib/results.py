@@ -1,7 +1,7 @@
 """The results registry: one JSON record per finished training run, and the tables built from them.
 
 Records of the ``book`` and ``full`` profiles go to ``data/results/`` in the repository and are
-committed; ``smoke`` records go to a temporary folder so tests and nbval never touch the committed
+committed (the closing chapter's ``book-bench`` ones to ``data/results/one_bench/``); ``smoke`` records go to a temporary folder so tests and nbval never touch the committed
 ones. ``HANDLIB_RESULTS_DIR`` overrides both. One file per (chapter, model, variant, dataset,
 convention, profile, seed): re-running a configuration replaces its record.
 Chapters print tables with :func:`summarize` + :func:`format_table` (mean ± std over seeds).
@@ -31,9 +31,12 @@ def results_dir(profile: str) -> Path:
     """Where records of ``profile`` are written (and read from by default)."""
     if os.environ.get("HANDLIB_RESULTS_DIR"):
         return Path(os.environ["HANDLIB_RESULTS_DIR"])
-    if profile == "smoke":
-        return Path(tempfile.gettempdir()) / "handlib-results" / "smoke"
-    return REPO_ROOT / "data" / "results" if in_checkout() else Path.cwd() / "handlib-results"
+    from handlib.profiles import BENCH_PROFILES
+
+    if profile in ("smoke", "smoke-bench"):
+        return Path(tempfile.gettempdir()) / "handlib-results" / profile
+    root = REPO_ROOT / "data" / "results" if in_checkout() else Path.cwd() / "handlib-results"
+    return root / "one_bench" if profile in BENCH_PROFILES else root     # the closing chapter's bench
 
 
 def package_versions() -> dict:
@@ -106,8 +109,9 @@ def record_filename(record: dict) -> str:
 PREDICTION_DTYPE = "float16"
 
 
-def predictions_filename(record: dict) -> str:
-    return record_filename(record)[: -len(".json")] + ".npz"
+def predictions_filename(record: dict, tested_on: str | None = None) -> str:
+    """The run's test predictions; ``tested_on``: its predictions on another dataset's test split."""
+    return record_filename(record)[: -len(".json")] + (f"__on-{tested_on}" if tested_on else "") + ".npz"
 
 
 def _offsets_and_truth(pred_xyz, truth_xyz, directory: Path):
@@ -125,11 +129,12 @@ def _offsets_and_truth(pred_xyz, truth_xyz, directory: Path):
 
 
 def write_predictions(record: dict, pred_xyz, truth_xyz, directory: str | Path | None = None,
-                      val: tuple | None = None) -> Path:
+                      val: tuple | None = None, tested_on: str | None = None) -> Path:
     """Write a run's (F, J, 3) test predictions (camera mm) beside its record; returns the path.
 
     ``val``: the run's (pred, truth) on the validation split too, for choices a chapter must make
-    on validation (a blending weight, say), never on the test frames."""
+    on validation (a blending weight, say), never on the test frames. ``tested_on``: the predictions
+    are on that dataset's test split, not the run's own (a domain-gap test)."""
     import numpy as np
 
     directory = Path(directory) if directory is not None else results_dir(record["profile"])
@@ -138,22 +143,24 @@ def write_predictions(record: dict, pred_xyz, truth_xyz, directory: str | Path |
     if val is not None:
         arrays["val_offset_mm"], val_truth = _offsets_and_truth(*val, directory)
         arrays["val_truth_file"] = np.array(val_truth)
-    path = directory / predictions_filename(record)
+    path = directory / predictions_filename(record, tested_on)
     _write_npz(path, **arrays)
     return path
 
 
-def load_predictions(record: dict, directory: str | Path | None = None, split: str = "test"):
+def load_predictions(record: dict, directory: str | Path | None = None, split: str = "test",
+                     tested_on: str | None = None):
     """(pred, truth), each a (F, J, 3) float32 torch tensor in camera mm, of a run written by
     :func:`write_predictions`; FileNotFoundError naming the file when absent. ``split="val"``: the
-    validation predictions (FileNotFoundError when the run did not store them)."""
+    validation predictions (FileNotFoundError when the run did not store them). ``tested_on``: those
+    written for another dataset's test split (:func:`write_predictions`)."""
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     import numpy as np
     import torch
 
     directory = Path(directory) if directory is not None else results_dir(record["profile"])
-    path = directory / predictions_filename(record)
+    path = directory / predictions_filename(record, tested_on)
     if not path.is_file():
         raise FileNotFoundError(f"no per-frame predictions {path} for record {record_filename(record)}")
     with np.load(path) as saved:

@@ -27,9 +27,9 @@ LAYERS = (
     ("handlib.datasets", 2), ("handlib.train", 2), ("handlib.results", 2), ("handlib.plots", 2),
     # 3: runs, grids, reports, model tools
     ("handlib.runs", 3), ("handlib.experiments", 3), ("handlib.report", 3), ("handlib.step_profile", 3),
-    ("handlib.models.summary", 3), ("handlib.models.bench", 3),
+    ("handlib.one_bench", 3), ("handlib.models.summary", 3), ("handlib.models.bench", 3),
     # 4: command lines and the book tooling
-    ("handlib.cli", 4), ("handlib.train_cli", 4), ("handlib.infer_cli", 4), ("handlib.data.cli", 4), ("handlib.data.bench", 4),
+    ("handlib.cli", 4), ("handlib.train_cli", 4), ("handlib.leaderboard_cli", 4), ("handlib.infer_cli", 4), ("handlib.data.cli", 4), ("handlib.data.bench", 4),
     ("handlib.synth.cli", 4), ("handlib.book", 4), ("handlib.__main__", 4), ("handlib", 4),
 )
 MODEL_TOOLS = ("handlib.models.summary", "handlib.models.bench")

@@ -578,8 +578,10 @@ class WeakMix(torch.utils.data.Dataset):
         period = self.ratio + 1
         if not self.is_real(index):
             k = (index // period) * self.ratio + index % period
-            sample = dict(self.synthetic[k % len(self.synthetic)])
-            sample["parts"] = hand_labels(sample["parts"])
+            source = self.synthetic[k % len(self.synthetic)]
+            # the keys a real-like item has (a split of clips' frames adds its clip and step)
+            sample = {key: source[key] for key in (*self.KEEP, "parts_trainable")}
+            sample["parts"] = hand_labels(source["parts"])
             sample["restored"] = torch.tensor(False)
         else:
             frame = self.real_indices[(index // period) % len(self.real_indices)]
