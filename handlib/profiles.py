@@ -121,7 +121,7 @@ CHAPTER_OVERRIDES: dict[str, dict[str, dict]] = {
     # channels, 32 group channels) as in the Liu et al. chapter: the full size trains G = 3 at 3.7 samples/s on
     # one thread of this AMD EPYC (Zen 4), too slow for a CPU budget. Book budget (data/bench/joint_groups-train/):
     # every run one pass over 16,000 fresh frames (500 steps of batch 32), bf16 autocast with the fused Adam
-    # (1.48x fp32 with the per-tensor Adam for G = 3, two one-thread lanes), so the 21 runs (7 variants x 3 seeds) take about 35 min
+    # (1.48x fp32 with the per-tensor Adam for G = 3, two one-thread lanes), so the 21 runs (7 variants x 3 seeds) take about 24 min
     # of two lanes; the chapter's learning curves say what that budget leaves. `anneal_steps`: the
     # Gumbel-softmax temperature reaches its minimum after two thirds of each run's steps (smoke: 5 of 8).
     # Book and smoke use the short-budget schedule of the other chapters (5 % warm-up, cosine decay): the
