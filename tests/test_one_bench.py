@@ -148,3 +148,21 @@ def test_paired_statistics_refuse_unpaired_inputs():
         report.bootstrap_difference(np.zeros((3, 10)), np.zeros((3, 11)))
     a, b = report.paired_frame_errors({0: (truth + 1, truth)}, {0: (truth, truth)}, names=("x", "y"))
     assert a.shape == b.shape == (1, 5) and np.allclose(a, 3 ** 0.5) and np.allclose(b, 0)
+
+
+def test_a_model_that_learns_part_labels_cannot_train_on_real_like_frames():
+    neverova = one_bench.get_entry("neverova")
+    assert one_bench.trainable_on(neverova, "synthetic") and not one_bench.trainable_on(neverova, "real-like")
+    assert all(one_bench.trainable_on(e, "real-like") for e in one_bench.ENTRIES if e is not neverova)
+    with pytest.raises(ValueError, match="Neverova et al. \\(d\\) cannot train on 'real-like'"):
+        one_bench.run_bench("smoke", "real-like", (neverova,), train=False)
+    # its leaderboard row on real-like frames is there, with no seeds
+    board = one_bench.leaderboard("smoke", "real-like", entries=(neverova,), cost=False)
+    assert board.iloc[0]["seeds"] == 0
+
+
+def test_stages_come_before_what_builds_on_them():
+    assert one_bench.stages(one_bench.get_entry("neverova")) == [
+        ("neverova_seg", "synthetic"), ("neverova_seg", "weak"), ("neverova_reg", "per_joint_weak")]
+    cadstn = one_bench.stages(one_bench.get_entry("cadstn"))
+    assert cadstn[-1] == ("cadstn", "cadstn") and cadstn.index(("cadstn", "baseline")) < cadstn.index(("cadstn", "temporal"))
