@@ -23,6 +23,7 @@ CLI_KINDS = {
     ("published", "fetch"): "published",
     ("summary",): "real",
     ("bench", "infer"): "real",
+    ("leaderboard",): "synthetic",       # the bench trains on the rendered domains only
 }
 
 
