@@ -11,7 +11,9 @@ the other rendered domain (the domain gap); :func:`leaderboard` is the table, al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import nan
 from pathlib import Path
+from statistics import fmean, stdev
 
 from handlib import results
 from handlib.errors import UsageError
@@ -19,9 +21,6 @@ from handlib.profiles import BENCH_PROFILES
 
 # The success curve's area is taken over 0..AUC_MAX_MM (the range of the field's success plots).
 AUC_MAX_MM = 80.0
-# The design choices the domain-gap analysis asks about, per entry.
-DESIGNS = ("heat-map guidance", "attention", "part segmentation", "3D volumes", "temporal context",
-           "joint groups", "weak supervision")
 
 
 @dataclass(frozen=True)
@@ -32,19 +31,23 @@ class Entry:
     label: str
     model: str
     variant: str
-    paper: str | None          # its `paper` id in data/paper_tables.csv (None: our baseline)
-    designs: tuple[str, ...] = ()
+    # its paper's own NYU result in data/paper_tables.csv: (paper, table, method); None where there is none
+    published: tuple[str, str, str] | None
+    designs: tuple[str, ...] = ()     # the design choices the domain-gap analysis asks about
 
 
 ENTRIES = (
-    Entry("baseline", "Direct regression (baseline)", "cadstn", "baseline", None),
-    Entry("crossinfonet", "CrossInfoNet (Cross + HM)", "crossinfonet", "cross_hm", "crossinfonet",
+    # the baseline's number: CADSTN's own baseline regression
+    Entry("baseline", "Direct regression (baseline)", "cadstn", "baseline", ("cadstn", "TableIV", "Baseline Regression")),
+    Entry("crossinfonet", "CrossInfoNet (Cross + HM)", "crossinfonet", "cross_hm", ("crossinfonet", "Table1", "Cross+HM"),
           ("heat-map guidance",)),
-    Entry("liu", "Liu et al. (attention)", "liu", "attention", "liu_huang_ye", ("heat-map guidance", "attention")),
-    Entry("neverova", "Neverova et al. (d)", "neverova_reg", "per_joint_weak", "neverova",
-          ("part segmentation", "weak supervision")),
-    Entry("cadstn", "CADSTN", "cadstn", "cadstn", "cadstn", ("3D volumes", "temporal context")),
-    Entry("joint_groups", "Joint groups (G = 3)", "joint_groups", "g3", "learnable_groups", ("joint groups",)),
+    Entry("liu", "Liu et al. (attention)", "liu", "attention", ("liu_spatial2d", "Table1", "Ours"),
+          ("heat-map guidance", "attention")),
+    Entry("neverova", "Neverova et al. (d)", "neverova_reg", "per_joint_weak",
+          ("neverova", "Table4", "(d) ours: semi/weakly supervised network"), ("part segmentation", "weak supervision")),
+    Entry("cadstn", "CADSTN", "cadstn", "cadstn", ("cadstn", "TableII", "CADSTN"), ("3D volumes", "temporal context")),
+    # the paper reports RGB results only
+    Entry("joint_groups", "Joint groups (G = 3)", "joint_groups", "g3", None, ("joint groups",)),
 )
 
 
@@ -263,20 +266,10 @@ def leaderboard(profile: str = "book", dataset: str = "synthetic", *, results_di
         errors = [mean_error(joint_errors(*runs[s])) for s in sorted(runs)]
         aucs = [success_auc(joint_errors(*runs[s]), AUC_MAX_MM) for s in sorted(runs)]
         row = {"key": entry.key, "model": entry.label, "variant": entry.variant, "seeds": len(errors),
-               "mean_error_mm": _mean(errors), "std_mm": _std(errors), "auc": _mean(aucs)}
+               "mean_error_mm": fmean(errors) if errors else nan, "std_mm": stdev(errors) if len(errors) > 1 else nan,
+               "auc": fmean(aucs) if aucs else nan}
         if cost:
             row.update(pipeline_cost(entry, bench.profile))
         rows.append(row)
     return pd.DataFrame(rows)
 
-
-def _mean(values) -> float:
-    return sum(values) / len(values) if values else float("nan")
-
-
-def _std(values) -> float:
-    """Sample standard deviation (n − 1); NaN for fewer than two values."""
-    if len(values) < 2:
-        return float("nan")
-    m = _mean(values)
-    return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
